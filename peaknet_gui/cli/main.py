@@ -1,0 +1,61 @@
+"""The ``peaknet`` command line: ``peaknet <subcommand> ...``.
+
+Each subcommand lives in its own module ``peaknet_gui.cli.<name>`` exposing
+``register(subparsers)`` (adds its parser and sets ``func``) -- see :data:`SUBCOMMANDS`.
+User errors (:class:`~peaknet_gui.errors.PeakNetError`) print ``peaknet: error: <message>`` and
+exit with status 2; Ctrl-C exits with 130 after the subcommand has closed its files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import PeakNetError
+
+#: subcommand modules, in the order ``peaknet --help`` lists them
+SUBCOMMANDS = ("info", "simulate", "train", "evaluate", "find", "calibrate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peaknet",
+        description="PeakNet peak finding for serial crystallography: inspect runs, simulate, "
+        "train, evaluate, find peaks and export to CrystFEL, calibrate on silver behenate.",
+    )
+    parser.add_argument("--version", action="version", version=f"peaknet_gui {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__package__}.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except PeakNetError as e:
+        print(f"peaknet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("peaknet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

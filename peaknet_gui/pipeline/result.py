@@ -1,0 +1,40 @@
+"""What analysing one frame produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..frame import EventId
+from ..peaks.peaklist import PeakList
+
+
+@dataclass
+class FrameResult:
+    """Peaks, auto-mask and bookkeeping of one analysed frame.
+
+    ``peak_prob`` / ``artifact_prob`` are the model's class probabilities (float16, the frame's
+    data shape) kept so that thresholds can change without running the model again; they are
+    ``None`` for the classical finder.  ``artifact_mask`` is True where a pixel is masked.
+    """
+
+    serial: int
+    event: EventId
+    peaks: PeakList
+    hit: bool
+    artifact_mask: Optional[np.ndarray] = None
+    peak_prob: Optional[np.ndarray] = None
+    artifact_prob: Optional[np.ndarray] = None
+    algorithm: str = "peaknet"
+    device: str = "cpu"
+    timings_ms: dict = field(default_factory=dict)
+
+    @property
+    def n_peaks(self) -> int:
+        return len(self.peaks)
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.timings_ms.values()))

@@ -1,0 +1,46 @@
+"""User-facing settings of peak finding and auto-masking (shared by CLI, GUI and batch jobs)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+
+@dataclass
+class FinderSettings:
+    """How peaks are extracted from the model's peak-class probability (or the classical finder).
+
+    ``peak_threshold`` None means "argmax": a pixel belongs to a peak where the peak class is the
+    most probable class -- the model's own decision, nothing to tune.  Resolution limits are
+    d-spacings in Angstrom (``min_res_a`` the finest, e.g. 1.5; ``max_res_a`` the coarsest).
+    """
+
+    algorithm: str = "peaknet"  # "peaknet" or "peakfinder8"
+    peak_threshold: Optional[float] = None
+    min_pixels: int = 1
+    max_pixels: int = 10000
+    min_res_a: Optional[float] = None
+    max_res_a: Optional[float] = None
+    max_peaks: int = 2048
+    min_peaks_for_hit: int = 10
+    min_snr: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MaskSettings:
+    """How the per-frame auto-mask is made from the artifact-class probability.
+
+    ``artifact_threshold`` None reproduces the argmax.  ``dilation`` in pixels.  The static mask
+    (user file, geometry bad regions) and detector gaps / negative pixels are added when asked.
+    """
+
+    artifact_threshold: Optional[float] = None
+    dilation: int = 0
+    include_static: bool = True
+    include_gaps: bool = True
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,74 @@
+"""The run-source interface: an ordered, lazily read sequence of frames."""
+
+from __future__ import annotations
+
+import abc
+from typing import Iterator, Optional
+
+from ..errors import InputError
+from ..frame import EventId, Frame, FrameMetadata
+from ..geometry import Geometry
+
+
+class RunSource(abc.ABC):
+    """An ordered run of frames.
+
+    Implementations open files lazily (never read a whole run into memory), give random access
+    with ``source[i]`` / ``source.frame(i)``, iterate in order, and pick up frames appended
+    while the run is being written when :meth:`refresh` is called (follow mode).
+    """
+
+    #: human-readable description of where the frames come from
+    description: str = ""
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of frames known now (may grow after :meth:`refresh`)."""
+
+    @abc.abstractmethod
+    def event(self, index: int) -> EventId:
+        """The event id of frame ``index`` without reading its pixels."""
+
+    @abc.abstractmethod
+    def _read(self, index: int) -> Frame:
+        """Read frame ``index`` (0 <= index < len).  Raise InputError on bad data."""
+
+    def frame(self, index: int) -> Frame:
+        n = len(self)
+        if not isinstance(index, (int,)) and hasattr(index, "__index__"):
+            index = int(index)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise InputError(f"{self.description}: event index {index} is out of range (run has {n} frames)")
+        return self._read(index)
+
+    def __getitem__(self, index: int) -> Frame:
+        return self.frame(index)
+
+    def __iter__(self) -> Iterator[Frame]:
+        i = 0
+        while i < len(self):
+            yield self.frame(i)
+            i += 1
+
+    def refresh(self) -> int:
+        """Look for frames appended since opening; return the number of new frames."""
+        return 0
+
+    def metadata(self, index: int = 0) -> FrameMetadata:
+        """Metadata of frame ``index`` (cheap: no pixel read where the format allows)."""
+        return self.frame(index).metadata
+
+    def geometry(self) -> Optional[Geometry]:
+        """The geometry the files imply (headers), or ``None`` when they say too little."""
+        return None
+
+    def close(self) -> None:
+        """Release open file handles."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
