@@ -52,7 +52,7 @@ class Panel:
     mask_good: Optional[int] = None
     mask_bad: Optional[int] = None
     no_index: bool = False
-    extra: dict = field(default_factory=dict)  # keys we keep but do not interpret
+    extra: dict = field(default_factory=dict)  # keys we keep but do not interpret (str or list of str)
 
     # --- shape -------------------------------------------------------------------------------
     @property
@@ -124,6 +124,7 @@ class BadRegion:
     min_ss: Optional[int] = None
     max_ss: Optional[int] = None
     panel: Optional[str] = None
+    extra: dict = field(default_factory=dict)  # keys we keep but do not interpret
 
     @property
     def is_xy(self) -> bool:
@@ -138,6 +139,11 @@ class Geometry:
     or from the run's metadata.  ``globals`` keeps the top-level keys of a ``.geom`` file in
     their original text for writing back (``data``, ``dim*``, ``mask*``, ``peak_list``...);
     ``rigid_groups`` and ``unknown_lines`` keep what we do not interpret.
+
+    Panel-level keys in ``globals`` (``data``, ``dim0``, ``mask``, ``res``...) are defaults for
+    every panel whose own field is ``None`` (see :meth:`panel_setting`), exactly as a top-level
+    line before the panel definitions acts in a CrystFEL file.  ``clen``/``clen_path`` and
+    ``photon_energy_ev``/``photon_energy_path`` are the typed, authoritative top-level values.
     """
 
     panels: list
@@ -151,6 +157,10 @@ class Geometry:
     rigid_group_collections: dict = field(default_factory=dict)
     unknown_lines: list = field(default_factory=list)
     source: Optional[str] = None  # file it was read from, for messages
+    clen_path: Optional[str] = None  # camera length read per frame from this data-file path
+    photon_energy_scale: Optional[float] = None  # CrystFEL <= 0.10: factor on photon_energy_path values
+    panel_groups: dict = field(default_factory=dict)  # CrystFEL 0.11+ ``group_NAME = a,b`` hierarchy
+    comments: list = field(default_factory=list)  # comment lines before the first statement
 
     def __post_init__(self):
         if not self.panels:
@@ -187,8 +197,47 @@ class Geometry:
         )
         return cls(panels=[panel], photon_energy_ev=photon_energy_ev, clen=distance_m)
 
+    def panel_setting(self, panel, key: str):
+        """Text/number of a panel-level setting, falling back to ``globals[key]``.
+
+        ``key`` is a CrystFEL panel key (``data``, ``mask``, ``mask_file``, ``mask_good``,
+        ``mask_bad``, ``dim0``...).  Returns ``None`` when neither the panel nor the globals set it.
+        """
+        p = panel if isinstance(panel, Panel) else self.panels[panel]
+        attr = {"adu_per_eV": "adu_per_ev"}.get(key, key)
+        if key.startswith("dim") and key[3:].isdigit():
+            i = int(key[3:])
+            if p.dims is not None and i < len(p.dims) and p.dims[i] is not None:
+                return p.dims[i]
+        elif hasattr(p, attr) and attr not in ("fs", "ss", "extra", "name"):
+            v = getattr(p, attr)
+            if v is not None:
+                return v
+        elif key in p.extra:
+            return p.extra[key]
+        return self.globals.get(key)
+
     def copy(self) -> "Geometry":
         return copy.deepcopy(self)
+
+    def with_values(self, clen: Optional[float] = None, photon_energy_ev: Optional[float] = None) -> "Geometry":
+        """A copy with the per-frame values filled in: ``clen`` (metres) where the geometry reads it
+        from a data-file path (``clen_path``), ``photon_energy_ev`` where it reads the energy from
+        one (``photon_energy_path``; pass the value already multiplied by ``photon_energy_scale``)."""
+        g = self.copy()
+        if clen is not None:
+            g.clen, g.clen_path = float(clen), None
+            for p in g.panels:
+                p.clen_path = None
+        if photon_energy_ev is not None:
+            g.photon_energy_ev, g.photon_energy_path = float(photon_energy_ev), None
+        return g
+
+    def _check_clen(self) -> None:
+        if self.clen is None and any(p.clen is None for p in self.panels):
+            path = self.clen_path or next((p.clen_path for p in self.panels if p.clen_path), None)
+            where = f" (it is read per frame from {path}: use with_values(clen=...))" if path else ""
+            raise GeometryError(f"{self.source or 'geometry'}: camera length (clen) is unknown{where}")
 
     # --- queries -----------------------------------------------------------------------------------
     @property
@@ -228,6 +277,7 @@ class Geometry:
 
     def lab_xyz(self, fs, ss):
         """Lab coordinates (m) of data positions in pixel-index coordinates; NaN outside panels."""
+        self._check_clen()
         fs = np.asarray(fs, dtype=np.float64)
         ss = np.asarray(ss, dtype=np.float64)
         idx = self.panel_at(fs, ss)

@@ -44,6 +44,7 @@ class PixelMap:
 
 def pixel_map(geometry: Geometry, shape: Optional[tuple] = None, photon_energy_ev: Optional[float] = None) -> PixelMap:
     shape = tuple(shape) if shape is not None else geometry.data_shape
+    geometry._check_clen()
     x = np.full(shape, np.nan)
     y = np.full(shape, np.nan)
     z = np.full(shape, np.nan)
