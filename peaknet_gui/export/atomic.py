@@ -14,6 +14,18 @@ from typing import Iterator
 
 from ..errors import ExportError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def make_readable(path) -> None:
+    """Give a temporary file the permissions a normally created file gets (0666 minus the
+    umask): ``mkstemp`` creates it 0600, which would hide outputs from colleagues."""
+    try:
+        os.chmod(path, 0o666 & ~_UMASK)
+    except OSError:
+        pass
+
 
 @contextlib.contextmanager
 def atomic_path(target, suffix: str = "") -> Iterator[Path]:
@@ -34,6 +46,7 @@ def atomic_path(target, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        make_readable(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
