@@ -331,3 +331,22 @@ def test_writer_refuses_mixed_camera_length_sources():
                         "q/max_ss = 19\nq/corner_x = 0\nq/corner_y = 0\nq/clen = 0.1\n", source="mixed.geom")
     with pytest.raises(GeometryError, match=r"mixed\.geom: panels take their camera length from different sources"):
         format_geom_text(g)
+
+
+def test_clen_and_energy_paths_with_units_round_trip(tmp_path):
+    """CrystFEL 0.12 accepts 'clen = /path m' (a unit-less path would be read as mm)."""
+    from peaknet_gui.geometry.crystfel_geom import format_geom_text, parse_geom_text
+    from peaknet_gui.geometry.geom_syntax import split_path_unit
+
+    text = (
+        "clen = /entry_1/instrument_1/detector_1/distance m\n"
+        "photon_energy = /entry_1/instrument_1/source_1/photon_energy_eV eV\n"
+        "res = 5000\nadu_per_photon = 1\n"
+        "p0/min_fs = 0\np0/max_fs = 9\np0/min_ss = 0\np0/max_ss = 9\n"
+        "p0/corner_x = -5\np0/corner_y = -5\np0/fs = +1.0x\np0/ss = +1.0y\n"
+    )
+    g = parse_geom_text(text)
+    assert split_path_unit(g.clen_path, "mm") == ("/entry_1/instrument_1/detector_1/distance", "m")
+    assert split_path_unit(g.photon_energy_path, "eV") == ("/entry_1/instrument_1/source_1/photon_energy_eV", "eV")
+    g2 = parse_geom_text(format_geom_text(g))
+    assert g2.clen_path == g.clen_path and g2.photon_energy_path == g.photon_energy_path

@@ -206,8 +206,8 @@ def _apply_toplevel(geom: Geometry, top: dict, err) -> None:
                 geom.photon_energy_ev = float(parts[0]) * scale[parts[1]]
             elif len(parts) == 1 and is_number(parts[0]):
                 geom.photon_energy_ev = float(parts[0])
-            elif len(parts) == 1:
-                geom.photon_energy_path = parts[0]
+            elif len(parts) == 1 or (len(parts) == 2 and parts[1] in ("eV", "keV") and parts[0].startswith("/")):
+                geom.photon_energy_path = value.strip()  # "/path" or "/path eV" (see split_path_unit)
             else:
                 raise err(ln, f"invalid photon_energy {value!r} (a number in eV, 'N keV', or a data-file path)")
             if geom.photon_energy_ev is not None and not geom.photon_energy_ev > 0:
@@ -230,8 +230,9 @@ def _apply_toplevel(geom: Geometry, top: dict, err) -> None:
         value, ln = top["clen"]
         if is_number(value):
             geom.clen = float(value)
-        elif value.startswith("/") and " " not in value:
-            geom.clen_path = value
+        elif value.startswith("/") and (len(value.split()) == 1
+                                        or (len(value.split()) == 2 and value.split()[1] in ("m", "mm"))):
+            geom.clen_path = value.strip()  # "/path" (CrystFEL: mm) or "/path m" (see split_path_unit)
         else:
             raise err(ln, f"invalid clen {value!r} (metres, or an HDF5 path such as /LCLS/detector_1/EncoderValue)")
     if top["bandwidth"] is not None:

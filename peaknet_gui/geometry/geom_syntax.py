@@ -79,3 +79,10 @@ def parse_bool(text: str) -> bool:
         return int(float(t)) != 0
     except ValueError:
         raise ValueError(f"not a boolean: {text!r}") from None
+
+
+def split_path_unit(text: str, default_unit: str):
+    """Split a data-file reference such as ``"/LCLS/detector_1/EncoderValue m"`` into
+    (path, unit); CrystFEL reads a unit-less ``clen`` path as mm and ``photon_energy`` as eV."""
+    parts = str(text).split()
+    return parts[0], (parts[1] if len(parts) > 1 else default_unit)
