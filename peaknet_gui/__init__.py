@@ -11,4 +11,12 @@ convention (centre of the first pixel at 0.5, 0.5) appears only inside the expor
 readers in :mod:`peaknet_gui.export`.
 """
 
+import os as _os
+
+# HDF5 file locking off for the whole process, before h5py loads the library: the run sources
+# read files that other programs are still writing (a reader's lock makes a non-SWMR writer
+# fail), and HDF5 refuses to open one file twice in a process with different locking flags.
+# See peaknet_gui/sources/h5util.py.  A user's explicit setting is kept.
+_os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
 __version__ = "0.1.0"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import peaknet_gui  # noqa: F401  (first: turns HDF5 file locking off before any test module loads h5py)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parent.parent

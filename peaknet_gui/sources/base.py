@@ -20,6 +20,8 @@ class RunSource(abc.ABC):
 
     #: human-readable description of where the frames come from
     description: str = ""
+    #: problems found while opening that do not stop reading (e.g. missing linked data files)
+    warnings: tuple = ()
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -37,10 +39,11 @@ class RunSource(abc.ABC):
         n = len(self)
         if not isinstance(index, (int,)) and hasattr(index, "__index__"):
             index = int(index)
+        asked = index
         if index < 0:
             index += n
         if not 0 <= index < n:
-            raise InputError(f"{self.description}: event index {index} is out of range (run has {n} frames)")
+            raise InputError(f"{self.description}: event index {asked} is out of range (run has {n} frames)")
         return self._read(index)
 
     def __getitem__(self, index: int) -> Frame:
@@ -59,6 +62,14 @@ class RunSource(abc.ABC):
     def metadata(self, index: int = 0) -> FrameMetadata:
         """Metadata of frame ``index`` (cheap: no pixel read where the format allows)."""
         return self.frame(index).metadata
+
+    def frame_shape(self) -> Optional[tuple]:
+        """(ss, fs) shape every frame has, known without reading pixels where the format allows."""
+        return None
+
+    def raw_dtype(self) -> Optional[str]:
+        """The pixel type stored in the file (frames are always handed out as float32)."""
+        return None
 
     def geometry(self) -> Optional[Geometry]:
         """The geometry the files imply (headers), or ``None`` when they say too little."""
