@@ -24,6 +24,13 @@ class FinderSettings:
     max_peaks: int = 2048
     min_peaks_for_hit: int = 10
     min_snr: float = 0.0
+    # peakfinder8 (classical finder) only: detector-unit threshold, per-pixel SNR threshold,
+    # pixel-count limits of a peak and the local background radius (CrystFEL's defaults)
+    pf8_adc_threshold: float = 0.0
+    pf8_min_snr: float = 5.0
+    pf8_min_pixels: int = 2
+    pf8_max_pixels: int = 200
+    pf8_local_bg_radius: int = 3
 
     def as_dict(self) -> dict:
         return asdict(self)

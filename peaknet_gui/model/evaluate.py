@@ -1,0 +1,264 @@
+"""Scoring PeakNet on labelled (simulated) runs and on real frames with reference spot lists.
+
+Per frame the network's class map is the argmax of its logits (normalised per panel and run per
+panel as the predictor does); peaks are the 8-connected components of the peak class
+(:func:`~peaknet_gui.peaks.components.peaks_from_mask`, intensity-weighted centroids).
+
+Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``):
+
+* ``iou_background``, ``iou_peak``, ``iou_artifact``: pixel IoU per class over all labelled pixels
+  of all frames (sums of intersections / sums of unions);
+* ``peak_precision``, ``peak_recall``, ``peak_f1``: found peaks matched greedily one-to-one to
+  the truth peaks within ``radius`` (2 px);
+* ``peak_recall_snr6`` / ``peak_f1_snr6``: recall on the truth peaks with ``peakSNR >= 6`` and
+  the F1 of that recall with the precision above (a found peak that matches a weaker true peak
+  is not a false positive);
+* ``artifact_iou``: IoU of the artifact class on frames that have artifact pixels;
+* ``masked_fraction_clean``: fraction of usable pixels predicted artifact on frames without
+  any artifact label.
+
+Real frames (``*.spots.csv`` from DIALS: ``panel, x_fast_px, y_slow_px, ...`` in the corner
+convention, 0.5 is subtracted; CSPAD lists carry ``raw_x, raw_y`` in the raw slab):
+precision/recall/F1 within ``radius`` and peaks per frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..peaks.components import peaks_from_mask
+from ..peaks.matching import match_peaks
+from .normalize import normalize
+from .unet import forward_padded
+
+log = logging.getLogger(__name__)
+
+Panels = Optional[List[Tuple[slice, slice]]]
+
+
+@torch.no_grad()
+def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
+                    device="cpu") -> np.ndarray:
+    """uint8 class map (0 background, 1 peak, 2 artifact) of one frame; per panel when
+    ``panels`` are given (pixels outside every panel -> 0)."""
+    was_training = net.training
+    net.eval()
+    image = normalize(data, bad, panels=panels)
+    out = np.zeros(data.shape, dtype=np.uint8)
+    regions = panels if panels else [(slice(0, data.shape[0]), slice(0, data.shape[1]))]
+    groups: dict = {}
+    for sl in regions:
+        groups.setdefault(image[sl].shape, []).append(sl)
+    for shape, sls in groups.items():
+        for i in range(0, len(sls), 16):
+            chunk = sls[i : i + 16]
+            x = torch.from_numpy(np.stack([image[sl] for sl in chunk])[:, None]).to(device)
+            cls = forward_padded(net, x).argmax(1).to(torch.uint8).cpu().numpy()
+            for sl, c in zip(chunk, cls):
+                out[sl] = c
+    if was_training:
+        net.train()
+    return out
+
+
+@dataclass
+class Scores:
+    """Accumulated counts over frames; :meth:`summary` turns them into the figures."""
+
+    inter: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    union: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    strong_total: int = 0
+    strong_found: int = 0
+    art_inter: float = 0.0
+    art_union: float = 0.0
+    clean_masked: float = 0.0
+    clean_pixels: float = 0.0
+    frames: int = 0
+    peaks_found: int = 0
+    peaks_per_frame: list = field(default_factory=list)
+    per_frame: list = field(default_factory=list)
+
+    def add_pixels(self, pred: np.ndarray, labels: np.ndarray, usable: np.ndarray) -> None:
+        lab = labels != 255
+        for c in range(3):
+            p, t = (pred == c) & lab, (labels == c) & lab
+            self.inter[c] += np.count_nonzero(p & t)
+            self.union[c] += np.count_nonzero(p | t)
+        if (labels == 2).any():
+            p, t = (pred == 2) & lab, labels == 2
+            self.art_inter += np.count_nonzero(p & t)
+            self.art_union += np.count_nonzero(p | t)
+        elif lab.any():
+            self.clean_masked += np.count_nonzero((pred == 2) & usable & lab)
+            self.clean_pixels += np.count_nonzero(usable & lab)
+
+    def add_peaks(self, found_xy: np.ndarray, ref_xy: np.ndarray, ref_snr: Optional[np.ndarray], radius: float, name: str = "") -> dict:
+        m = match_peaks(found_xy, ref_xy, radius)
+        self.tp += m.tp
+        self.fp += m.fp
+        self.fn += m.fn
+        self.frames += 1
+        self.peaks_found += len(found_xy)
+        self.peaks_per_frame.append(len(found_xy))
+        rec = {"frame": name, "found": len(found_xy), "reference": len(ref_xy), **m.as_dict()}
+        if ref_snr is not None and len(ref_snr) == len(ref_xy):
+            strong = ref_snr >= 6
+            matched = np.zeros(len(ref_xy), dtype=bool)
+            if len(m.pairs):
+                matched[m.pairs[:, 1]] = True
+            self.strong_total += int(strong.sum())
+            self.strong_found += int((matched & strong).sum())
+            rec["strong"] = int(strong.sum())
+            rec["strong_found"] = int((matched & strong).sum())
+        self.per_frame.append(rec)
+        return rec
+
+    def summary(self) -> dict:
+        d: dict = {"frames": self.frames}
+        if self.union.sum() > 0:
+            for c, name in enumerate(("background", "peak", "artifact")):
+                d[f"iou_{name}"] = float(self.inter[c] / self.union[c]) if self.union[c] else float("nan")
+        prec = self.tp / (self.tp + self.fp) if (self.tp + self.fp) else 1.0
+        rec = self.tp / (self.tp + self.fn) if (self.tp + self.fn) else 1.0
+        d.update(peak_tp=self.tp, peak_fp=self.fp, peak_fn=self.fn, peak_precision=prec, peak_recall=rec,
+                 peak_f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+                 peaks_per_frame=float(np.mean(self.peaks_per_frame)) if self.peaks_per_frame else 0.0,
+                 max_peaks_per_frame=int(max(self.peaks_per_frame)) if self.peaks_per_frame else 0)
+        if self.strong_total:
+            r6 = self.strong_found / self.strong_total
+            d.update(peak_recall_snr6=r6, peak_f1_snr6=2 * prec * r6 / (prec + r6) if prec + r6 else 0.0,
+                     strong_peaks=self.strong_total)
+        if self.art_union:
+            d["artifact_iou"] = float(self.art_inter / self.art_union)
+        if self.clean_pixels:
+            d["masked_fraction_clean"] = float(self.clean_masked / self.clean_pixels)
+        return d
+
+
+def _score_of(summary: dict) -> float:
+    parts = [summary.get("peak_f1_snr6", summary.get("peak_f1", 0.0))]
+    if "artifact_iou" in summary:
+        parts.append(summary["artifact_iou"])
+    return float(np.mean(parts))
+
+
+def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu") -> dict:
+    data = run.data(i)
+    bad = run.bad(i, data)
+    labels = run.labels(i)
+    pred = predict_classes(net, data, bad, run.panels, device=device)
+    scores.add_pixels(pred, labels, ~bad)
+    truth = run.truth(i)
+    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad)
+    fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
+    if truth is None:
+        return {}
+    rxy = np.stack([truth.fs, truth.ss], 1)
+    return scores.add_peaks(fxy, rxy, truth.snr, radius, f"{run.path.name}//{i}")
+
+
+def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
+    """Figures on (LabelledRun, index) pairs, plus ``score`` (mean of peak F1 at SNR >= 6 and
+    artifact IoU) used to pick the best checkpoint."""
+    scores = Scores()
+    for run, i in frames:
+        evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device)
+    d = scores.summary()
+    d["score"] = _score_of(d)
+    return d
+
+
+# ------------------------------------------------------------------------------------------------
+# real frames with reference spot lists
+# ------------------------------------------------------------------------------------------------
+def read_spots_csv(path, geometry=None) -> np.ndarray:
+    """(n, 2) reference spot positions (fs, ss) as pixel indices of the frame's data array.
+
+    DIALS writes the corner convention (pixel centre at 0.5): 0.5 is subtracted.  For multi-panel
+    raw slabs the ``raw_x, raw_y`` columns (slab coordinates) are used when present; otherwise
+    ``panel`` indexes ``geometry.panels`` and the panel's ``min_fs, min_ss`` are added.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the spot list ({e.strerror or e})") from e
+    if not rows:
+        return np.zeros((0, 2))
+    need = {"panel", "x_fast_px", "y_slow_px"}
+    if not need <= set(rows[0]):
+        raise InputError(f"{path}: not a spot list (needs columns {sorted(need)})")
+    try:
+        if "raw_x" in rows[0] and "raw_y" in rows[0]:
+            xy = np.array([[float(r["raw_x"]), float(r["raw_y"])] for r in rows])
+        else:
+            xy = np.array([[float(r["x_fast_px"]), float(r["y_slow_px"])] for r in rows])
+            panels = np.array([int(r["panel"]) for r in rows])
+            if panels.max() > 0:
+                if geometry is None:
+                    raise InputError(f"{path}: spots on several panels need the detector geometry (--geom)")
+                if panels.max() >= len(geometry.panels):
+                    raise InputError(f"{path}: panel {panels.max()} but the geometry has {len(geometry.panels)} panels")
+                off = np.array([[p.min_fs, p.min_ss] for p in geometry.panels], dtype=float)
+                xy = xy + off[panels]
+    except (KeyError, ValueError) as e:
+        raise InputError(f"{path}: malformed spot list ({e})") from e
+    return xy - 0.5
+
+
+def find_spots_file(data_path) -> Optional[Path]:
+    """``X.cbf.bz2`` -> ``X.cbf.spots.csv``; ``X_rawlayout.h5`` -> ``X.cbf.spots.csv``."""
+    p = Path(data_path)
+    name = p.name
+    cands = [p.with_name(name + ".spots.csv")]
+    for suffix in (".bz2", ".gz"):
+        if name.endswith(suffix):
+            cands.append(p.with_name(name[: -len(suffix)] + ".spots.csv"))
+    if name.endswith("_rawlayout.h5"):
+        cands.append(p.with_name(name[: -len("_rawlayout.h5")] + ".cbf.spots.csv"))
+    for c in cands:
+        if c.exists():
+            return c
+    return None
+
+
+def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
+                     *, geometry=None, radius: float = 2.0, device="cpu", name: str = "") -> dict:
+    panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
+    pred = predict_classes(net, data, bad, panels, device=device)
+    clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
+    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None)
+    fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
+    rec = scores.add_peaks(fxy, ref_xy, None, radius, name)
+    usable = np.ones(data.shape, bool) if bad is None else ~bad
+    rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
+    return rec
+
+
+def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None) -> dict:
+    from .dataset import LabelledRun
+
+    scores = Scores()
+    for p in paths:
+        run = LabelledRun(p)
+        try:
+            n = len(run) if max_frames is None else min(len(run), max_frames)
+            for i in range(n):
+                evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device)
+        finally:
+            run.close()
+    d = scores.summary()
+    d["per_frame"] = scores.per_frame
+    return d

@@ -1,0 +1,266 @@
+"""The run loop: every frame of a run through a FrameAnalyzer into a sink (e.g. an ExportSession).
+
+Used by ``peaknet find`` and by the GUI's "export all frames".  A background thread reads
+frames and prepares them (normalisation) while the model runs on the previous batch.  A
+progress callback sees every frame's result; a cancellation flag (``threading.Event`` or any
+callable returning True) stops the loop between batches.  Ctrl-C (KeyboardInterrupt, also when
+raised by the progress callback) stops it too.  In every case the sink is closed, so the
+files hold exactly the frames done, and a :class:`RunSummary` comes back (``interrupted`` /
+``cancelled`` say why it stopped early).  Frames that cannot be read are skipped with a
+warning and listed in ``RunSummary.errors``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
+
+from ..errors import PeakNetError
+from .analyzer import FrameAnalyzer
+from .result import FrameResult
+
+log = logging.getLogger(__name__)
+
+STAGES = ("read", "normalise", "model", "postprocess", "export")
+
+
+@dataclass
+class RunProgress:
+    """Where the run stands after a frame."""
+
+    done: int
+    total: int
+    hits: int
+    peaks: int
+    elapsed_s: float
+    result: Optional[FrameResult] = None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.done if self.done else 0.0
+
+
+@dataclass
+class RunSummary:
+    """Totals of a run (or of the part done before it stopped)."""
+
+    frames: int = 0
+    hits: int = 0
+    peaks: int = 0
+    wall_s: float = 0.0
+    device: str = ""
+    algorithm: str = ""
+    interrupted: bool = False
+    cancelled: bool = False
+    errors: list = field(default_factory=list)  # (event line, message)
+    stage_ms: dict = field(default_factory=dict)  # summed over frames
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.frames if self.frames else 0.0
+
+    @property
+    def mean_peaks(self) -> float:
+        return self.peaks / self.frames if self.frames else 0.0
+
+    @property
+    def ms_per_frame(self) -> float:
+        """Wall-clock milliseconds per frame (all stages, overlapped as they ran)."""
+        return 1e3 * self.wall_s / self.frames if self.frames else 0.0
+
+    def mean_stage_ms(self) -> dict:
+        """Mean milliseconds per frame of each stage that ran (pipeline order)."""
+        if not self.frames:
+            return {}
+        keys = [k for k in STAGES if k in self.stage_ms] + [k for k in self.stage_ms if k not in STAGES]
+        return {k: self.stage_ms[k] / self.frames for k in keys}
+
+    def as_dict(self) -> dict:
+        return {
+            "frames": self.frames,
+            "hits": self.hits,
+            "hit_rate": self.hit_rate,
+            "mean_peaks": self.mean_peaks,
+            "ms_per_frame": self.ms_per_frame,
+            "wall_s": self.wall_s,
+            "device": self.device,
+            "algorithm": self.algorithm,
+            "interrupted": self.interrupted,
+            "cancelled": self.cancelled,
+            "errors": [list(e) for e in self.errors],
+            "mean_stage_ms": self.mean_stage_ms(),
+        }
+
+    def format(self) -> str:
+        lines = [
+            f"frames      {self.frames}" + ("  (interrupted)" if self.interrupted else "  (cancelled)" if self.cancelled else ""),
+            f"hits        {self.hits}  (hit rate {100 * self.hit_rate:.1f} %)",
+            f"mean peaks  {self.mean_peaks:.1f}",
+            f"ms/frame    {self.ms_per_frame:.1f}  ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in self.mean_stage_ms().items())
+            + ")",
+            f"device      {self.device}  [{self.algorithm}]",
+        ]
+        if self.errors:
+            lines.append(f"skipped     {len(self.errors)} unreadable frame(s)")
+        return "\n".join(lines)
+
+
+_END = object()
+
+
+class _Prefetcher:
+    """Reads and prepares frames in a background thread, in order, up to ``depth`` ahead."""
+
+    def __init__(self, source, indices: Sequence[int], analyzer: FrameAnalyzer, depth: int):
+        self._q: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(source, list(indices), analyzer), name="peaknet-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, source, indices, analyzer):
+        for i in indices:
+            if self._stop.is_set():
+                return
+            t0 = time.perf_counter()
+            try:
+                frame = source[i]
+                t1 = time.perf_counter()
+                prepared = analyzer.prepare(frame)
+                item = (i, frame, prepared, 1e3 * (t1 - t0), None)
+            except PeakNetError as e:
+                item = (i, None, None, 0.0, e)
+            except Exception as e:  # unexpected: hand it to the main thread, stop reading
+                self._put((i, None, None, 0.0, e))
+                break
+            if not self._put(item):
+                return
+        self._put(_END)
+
+    def get(self, timeout: float = 0.1):
+        return self._q.get(timeout=timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _is_cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+def run_analysis(
+    source,
+    analyzer: FrameAnalyzer,
+    sink=None,
+    *,
+    indices: Optional[Iterable[int]] = None,
+    batch_size: Optional[int] = None,
+    progress: Optional[Callable[[RunProgress], None]] = None,
+    cancel=None,
+    prefetch: int = 4,
+    close_sink: bool = True,
+    on_error: str = "skip",
+    run_mask=None,
+) -> RunSummary:
+    """Analyse frames ``indices`` (default: all) of ``source`` and hand each to ``sink.add(frame,
+    result)``.  See the module docstring.  ``on_error="raise"`` re-raises unreadable frames.
+    ``run_mask`` (a :class:`~peaknet_gui.masks.RunMaskAccumulator`) collects every frame's
+    auto-mask."""
+    indices = list(range(len(source))) if indices is None else list(indices)
+    batch_size = max(1, int(batch_size or analyzer.default_batch_size))
+    summary = RunSummary(algorithm=analyzer.algorithm)
+    t_start = time.perf_counter()
+    fetch = None
+    try:
+        if analyzer.algorithm == "peaknet":
+            analyzer.predictor  # load the model before the clock and the reader start
+            t_start = time.perf_counter()
+        summary.device = analyzer.device_name
+        fetch = _Prefetcher(source, indices, analyzer, depth=prefetch * batch_size)
+        finished = False
+        while not finished:
+            if _is_cancelled(cancel):
+                summary.cancelled = True
+                break
+            batch = []
+            while len(batch) < batch_size:
+                try:
+                    item = fetch.get(timeout=0.1 if batch else 0.5)
+                except queue.Empty:
+                    if batch or _is_cancelled(cancel):
+                        break
+                    continue
+                if item is _END:
+                    finished = True
+                    break
+                i, frame, prepared, read_ms, err = item
+                if err is not None:
+                    if on_error == "raise" or not isinstance(err, PeakNetError):
+                        raise err
+                    event = source.event(i).lst_line() if hasattr(source, "event") else str(i)
+                    log.warning("skipping frame %s: %s", event, err)
+                    summary.errors.append((event, str(err)))
+                    continue
+                batch.append((frame, prepared, read_ms))
+            if not batch:
+                continue
+            results = analyzer.analyze([b[0] for b in batch], [b[1] for b in batch])
+            for (frame, _, read_ms), res in zip(batch, results):
+                res.timings_ms["read"] = read_ms
+                if run_mask is not None and res.artifact_mask is not None:
+                    run_mask.add(res.artifact_mask)
+                if sink is not None:
+                    t0 = time.perf_counter()
+                    sink.add(frame, res)
+                    res.timings_ms["export"] = 1e3 * (time.perf_counter() - t0)
+                summary.frames += 1
+                summary.hits += int(res.hit)
+                summary.peaks += res.n_peaks
+                for k, v in res.timings_ms.items():
+                    summary.stage_ms[k] = summary.stage_ms.get(k, 0.0) + float(v)
+                if progress is not None:
+                    progress(RunProgress(summary.frames, len(indices), summary.hits, summary.peaks, time.perf_counter() - t_start, res))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.wall_s = time.perf_counter() - t_start
+        if fetch is not None:
+            fetch.close()
+        if sink is not None and close_sink:
+            _close(sink, summary.interrupted or summary.cancelled)
+    return summary
+
+
+def _close(sink, stopped_early: bool) -> None:
+    """``sink.close(interrupted=...)`` when the sink takes the flag (ExportSession), else ``close()``."""
+    try:
+        takes_flag = "interrupted" in inspect.signature(sink.close).parameters
+    except (TypeError, ValueError):
+        takes_flag = False
+    if takes_flag:
+        sink.close(interrupted=stopped_early)
+    else:
+        sink.close()

@@ -1,0 +1,176 @@
+"""FrameAnalyzer: PeakNet and peakfinder8 paths, re-thresholding without the model, masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _pipeline_frames import SHAPE, ThresholdModel, simulated_frame
+
+from peaknet_gui.frame import FrameMetadata
+from peaknet_gui.geometry import Geometry
+from peaknet_gui.pipeline.analyzer import FrameAnalyzer
+from peaknet_gui.pipeline.settings import FinderSettings, MaskSettings
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEAKNET_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def analyzer(**kw):
+    model = kw.pop("model", None) or ThresholdModel()
+    finder = kw.pop("finder", None) or FinderSettings(min_peaks_for_hit=5, min_pixels=2)
+    return FrameAnalyzer("peaknet", device="cpu", backend="torch", model=model, finder=finder, **kw), model
+
+
+def nearest(peaks, centres):
+    d = np.hypot(peaks.ss[:, None] - centres[None, :, 0], peaks.fs[:, None] - centres[None, :, 1])
+    return d.min(axis=1), d.min(axis=0)
+
+
+def test_peaknet_finds_spots_masks_artifacts_and_caches_probabilities():
+    rng = np.random.default_rng(0)
+    frames = [simulated_frame(rng, serial=i) for i in range(2)]
+    an, model = analyzer()
+    results = an.analyze([f for f, _ in frames])
+    assert model.calls == 1  # one batch
+    for (frame, centres), res in zip(frames, results):
+        to_true, from_true = nearest(res.peaks, centres)
+        assert len(res.peaks) == len(centres)
+        assert to_true.max() < 0.3 and from_true.max() < 0.3
+        assert res.hit and res.algorithm == "peaknet" and res.serial == frame.serial
+        h = SHAPE[0]
+        assert res.artifact_mask[h - 25 : h - 5, 5:35].all()  # the dark box is artifact
+        assert res.artifact_mask.mean() < 0.08
+        assert res.peak_prob.dtype == np.float16 and res.peak_prob.shape == SHAPE
+        assert res.artifact_prob.dtype == np.float16
+        assert {"normalise", "model", "postprocess"} <= set(res.timings_ms)
+    assert "cpu" in an.device_name and an.model_info["algorithm"] == "peaknet"
+
+
+def test_rethreshold_uses_cached_probabilities_without_the_model():
+    rng = np.random.default_rng(1)
+    frame, centres = simulated_frame(rng)
+    an, model = analyzer()
+    res = an.analyze([frame])[0]
+    calls = model.calls
+    same = an.rethreshold(res, frame, an.finder, an.mask)
+    assert model.calls == calls
+    np.testing.assert_array_equal(same.peaks.fs, res.peaks.fs)
+    np.testing.assert_array_equal(same.artifact_mask, res.artifact_mask)
+    assert same.timings_ms["model"] == res.timings_ms["model"]
+    # a stricter probability threshold keeps fewer pixels per peak; a very strict one fewer peaks
+    strict = an.rethreshold(res, frame, FinderSettings(peak_threshold=0.999, min_peaks_for_hit=5), MaskSettings())
+    assert strict.peaks.npix.sum() < res.peaks.npix.sum()
+    none = an.rethreshold(res, frame, FinderSettings(peak_threshold=1.001, min_peaks_for_hit=5), MaskSettings())
+    assert len(none.peaks) == 0 and not none.hit
+    # hit decision and mask dilation follow the new settings
+    few = an.rethreshold(res, frame, FinderSettings(min_peaks_for_hit=100), MaskSettings(dilation=2))
+    assert not few.hit
+    assert few.artifact_mask.sum() > res.artifact_mask.sum()
+    assert model.calls == calls
+
+
+def test_peakfinder8_algorithm_needs_no_model():
+    rng = np.random.default_rng(2)
+    frame, centres = simulated_frame(rng, dark_box=False)
+    an = FrameAnalyzer("peakfinder8", device="cpu", finder=FinderSettings(min_peaks_for_hit=5))
+    res = an.analyze([frame])[0]
+    assert not an.model_loaded
+    assert res.algorithm == "peakfinder8" and res.peak_prob is None
+    to_true, from_true = nearest(res.peaks, centres)
+    assert len(res.peaks) == len(centres) and from_true.max() < 0.3
+    again = an.rethreshold(res, frame, FinderSettings(max_peaks=3), MaskSettings())
+    assert len(again.peaks) == 3
+    assert an.device_name.startswith("cpu") and an.model_info == {"algorithm": "peakfinder8"}
+
+
+def test_resolution_from_frame_metadata_when_no_geometry_is_given():
+    rng = np.random.default_rng(3)
+    md = FrameMetadata(photon_energy_ev=12000.0, detector_distance_m=0.08, pixel_size_m=172e-6, beam_center_fs=60.0, beam_center_ss=50.0)
+    frame, _ = simulated_frame(rng, metadata=md)
+    an, _ = analyzer()
+    res = an.analyze([frame])[0]
+    geom = Geometry.single_panel(SHAPE, 172e-6, 0.08, 60.0, 50.0, photon_energy_ev=12000.0)
+    np.testing.assert_allclose(res.peaks.resolution, geom.resolution(res.peaks.fs, res.peaks.ss), rtol=1e-9)
+    assert (res.peaks.panel == 0).all()
+    # a low-resolution cut removes the peaks close to the beam
+    cut = an.rethreshold(res, frame, FinderSettings(max_res_a=1.0 / np.median(res.peaks.resolution)), MaskSettings())
+    assert 0 < len(cut.peaks) < len(res.peaks)
+
+
+def test_static_mask_and_bad_pixels_exclude_peaks():
+    rng = np.random.default_rng(4)
+    frame, centres = simulated_frame(rng)
+    y, x = np.rint(centres[0]).astype(int)
+    static = np.zeros(SHAPE, dtype=bool)
+    static[y - 3 : y + 4, x - 3 : x + 4] = True
+    y2, x2 = np.rint(centres[1]).astype(int)
+    frame.bad = np.zeros(SHAPE, dtype=bool)
+    frame.bad[y2 - 3 : y2 + 4, x2 - 3 : x2 + 4] = True
+    an, _ = analyzer(static_mask=static)
+    res = an.analyze([frame])[0]
+    _, from_true = nearest(res.peaks, centres)
+    assert from_true[0] > 2 and from_true[1] > 2 and (from_true[2:] < 0.3).all()
+    assert res.artifact_mask[static].all() and res.artifact_mask[frame.bad].all()
+    # hiding static parts of the mask does not let peaks back in
+    hidden = an.rethreshold(res, frame, an.finder, MaskSettings(include_static=False, include_gaps=False))
+    assert not hidden.artifact_mask[static].all()
+    assert len(hidden.peaks) == len(res.peaks)
+
+
+def test_bad_settings_and_shapes():
+    with pytest.raises(ValueError):
+        FrameAnalyzer("dials")
+    rng = np.random.default_rng(5)
+    frame, _ = simulated_frame(rng)
+    an, _ = analyzer(static_mask=np.zeros((3, 3), bool))
+    from peaknet_gui.errors import InputError
+
+    with pytest.raises(InputError, match="static mask"):
+        an.analyze([frame])
+    assert FrameAnalyzer(finder=FinderSettings(algorithm="peakfinder8")).algorithm == "peakfinder8"
+
+
+def test_real_peaknet_model_runs_through_the_analyzer():
+    unet = pytest.importorskip("peaknet_gui.model.unet")
+    net = unet.PeakNet(unet.PeakNetConfig.fast()).eval()
+    rng = np.random.default_rng(6)
+    frame, _ = simulated_frame(rng, shape=(70, 90))
+    an = FrameAnalyzer("peaknet", device="cpu", backend="torch", model=net)
+    res = an.analyze([frame])[0]
+    assert res.peak_prob.shape == (70, 90)
+    p = res.peak_prob.astype(np.float32) + res.artifact_prob.astype(np.float32)
+    assert (p >= 0).all() and (p <= 1.001).all()
+
+
+def test_geometry_changes_are_picked_up():
+    rng = np.random.default_rng(7)
+    frame, _ = simulated_frame(rng)
+    geom = Geometry.single_panel(SHAPE, 172e-6, 0.08, 60.0, 50.0, photon_energy_ev=12000.0)
+    an, _ = analyzer(geometry=geom)
+    res = an.analyze([frame])[0]
+    geom.panels[0].clen = 0.16  # the GUI edits the detector distance in place
+    moved = an.rethreshold(res, frame)
+    assert np.all(moved.peaks.resolution < res.peaks.resolution)
+    an.geometry = Geometry.single_panel(SHAPE, 172e-6, 0.08, 60.0, 50.0, photon_energy_ev=6000.0)
+    other = an.rethreshold(res, frame)
+    np.testing.assert_allclose(other.peaks.resolution, res.peaks.resolution / 2, rtol=1e-9)
+
+
+def test_device_masks_give_the_same_result_as_cpu_thresholding():
+    # what the GPU path does (class masks by torch on the device), checked with CPU tensors
+    import torch
+
+    from peaknet_gui.inference.gpu_post import class_masks_torch
+
+    rng = np.random.default_rng(8)
+    frame, _ = simulated_frame(rng)
+    an, _ = analyzer(mask=MaskSettings(dilation=1))
+    res = an.analyze([frame])[0]
+    probs = torch.from_numpy(np.stack([res.peak_prob, res.artifact_prob])[None])
+    pk, ar = class_masks_torch(probs, an.finder.peak_threshold, an.mask.artifact_threshold)
+    dev = an._from_probabilities(frame, res.peak_prob, res.artifact_prob, an.finder, an.mask,
+                                 peak_mask=pk[0].numpy(), artifact_mask=ar[0].numpy())
+    np.testing.assert_array_equal(dev.peaks.fs, res.peaks.fs)
+    np.testing.assert_array_equal(dev.artifact_mask, res.artifact_mask)
