@@ -1,0 +1,199 @@
+"""Measure how simulated frames compare with real ones (used by ``benchmarks/bench_sim_realism.py``).
+
+* :func:`radial_stats`: median, mean and variance of the usable pixels in rings around the beam;
+* :func:`dispersion_spots`: a DIALS-like dispersion spot finder (the classic "dispersion"
+  threshold of ``dials.find_spots``: 7x7 box, a pixel is strong where the box's index of
+  dispersion exceeds ``1 + sigma_background * sqrt(2 / (n - 1))`` and the pixel exceeds the box
+  mean by ``sigma_strong * sqrt(gain * mean)``; 8-connected groups of >= ``min_spot_size`` strong
+  pixels are spots; ``intensity_sum`` is the sum of their raw values, as DIALS reports it), so
+  real and simulated frames are measured by the same ruler;
+* :func:`read_dials_spots`: the ``*.spots.csv`` reference lists beside the real frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class SpotTable:
+    """Spots as columns: centroid ``fs``/``ss`` (pixel indices), ``intensity_sum``, ``n_signal``,
+    ``max_value`` (brightest pixel) and ``background`` (box mean around the spot)."""
+
+    fs: np.ndarray
+    ss: np.ndarray
+    intensity_sum: np.ndarray
+    n_signal: np.ndarray
+    max_value: Optional[np.ndarray] = None
+    background: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.fs)
+
+
+def read_dials_spots(path) -> SpotTable:
+    """A ``*.spots.csv`` (DIALS corner convention, converted to pixel indices here)."""
+    import csv
+
+    rows = list(csv.DictReader(open(path)))
+    get = lambda k: np.array([float(r[k]) for r in rows])  # noqa: E731
+    if not rows:
+        z = np.zeros(0)
+        return SpotTable(z, z, z, z)
+    return SpotTable(get("x_fast_px") - 0.5, get("y_slow_px") - 0.5, get("intensity_sum"), get("n_signal"))
+
+
+def _box_sums(a: np.ndarray, k: int) -> np.ndarray:
+    """Sum over the (2k+1)^2 box around every pixel (zero padding), via summed-area tables."""
+    p = np.pad(a, ((k + 1, k), (k + 1, k)))
+    c = p.cumsum(0).cumsum(1)
+    n = 2 * k + 1
+    return c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+
+
+def dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, kernel: int = 3,
+                    sigma_background: float = 6.0, sigma_strong: float = 3.0, global_threshold: float = 0.0,
+                    min_count: int = 2) -> tuple:
+    """(strong pixel mask, box mean) of DIALS' classic dispersion threshold."""
+    img = np.asarray(data, dtype=np.float64)
+    ok = np.isfinite(img) & (img >= 0)
+    if bad is not None:
+        ok &= ~bad
+    x = np.where(ok, img, 0.0)
+    m = _box_sums(ok.astype(np.float64), kernel)
+    s = _box_sums(x, kernel)
+    s2 = _box_sums(x * x, kernel)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = m * s2 - s * s
+        b = m * x - s
+        c = gain * s * (m - 1 + sigma_background * np.sqrt(2 * np.maximum(m - 1, 0)))
+        d = sigma_strong * np.sqrt(np.maximum(gain * s * m, 0))
+        strong = ok & (m >= min_count) & (a > c) & (b > d) & (x > global_threshold)
+        mean = np.where(m > 0, s / np.maximum(m, 1), 0.0)
+    return strong, mean
+
+
+def dispersion_spots(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, min_spot_size: int = 3,
+                     max_spot_size: int = 1000, **kw) -> SpotTable:
+    """Spots of :func:`dispersion_mask` (see the module doc)."""
+    from scipy import ndimage
+
+    strong, mean = dispersion_mask(data, bad, gain=gain, **kw)
+    lab, n = ndimage.label(strong, structure=np.ones((3, 3)))
+    if n == 0:
+        z = np.zeros(0)
+        return SpotTable(z, z, z, z, z, z)
+    img = np.where(strong, np.asarray(data, dtype=np.float64), 0.0)
+    idx = np.arange(1, n + 1)
+    npx = ndimage.sum(strong, lab, idx)
+    tot = ndimage.sum(img, lab, idx)
+    ss_i, fs_i = np.indices(strong.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fs = ndimage.sum(img * fs_i, lab, idx) / tot
+        ss = ndimage.sum(img * ss_i, lab, idx) / tot
+    mx = ndimage.maximum(img, lab, idx)
+    bg = ndimage.mean(mean, lab, idx)
+    keep = (npx >= min_spot_size) & (npx <= max_spot_size)
+    return SpotTable(fs[keep], ss[keep], tot[keep], npx[keep], mx[keep], bg[keep])
+
+
+@dataclass
+class RadialStats:
+    edges: np.ndarray  # pixels from the beam
+    median: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    count: np.ndarray
+
+
+def radial_stats(data: np.ndarray, usable: np.ndarray, beam_fs: float, beam_ss: float, step: float = 100.0,
+                 r_max: Optional[float] = None, exclude: Optional[np.ndarray] = None) -> RadialStats:
+    """Per ring of width ``step`` pixels around the beam: median, mean and variance of the usable
+    pixels (``exclude``: pixels to leave out, e.g. spots)."""
+    ss, fs = np.indices(data.shape)
+    r = np.hypot(fs - beam_fs, ss - beam_ss)
+    use = usable.copy()
+    if exclude is not None:
+        use &= ~exclude
+    r_max = r_max or float(r[use].max())
+    edges = np.arange(0.0, r_max + step, step)
+    n = len(edges) - 1
+    med, mean, var, cnt = (np.full(n, np.nan) for _ in range(4))
+    cnt = np.zeros(n)
+    ring = np.digitize(r[use], edges) - 1
+    vals = data[use].astype(np.float64)
+    order = np.argsort(ring, kind="stable")
+    ring, vals = ring[order], vals[order]
+    bounds = np.searchsorted(ring, np.arange(n + 1))
+    for i in range(n):
+        v = vals[bounds[i] : bounds[i + 1]]
+        if len(v) > 50:
+            med[i], mean[i], var[i], cnt[i] = np.median(v), v.mean(), v.var(), len(v)
+    return RadialStats(edges, med, mean, var, cnt)
+
+
+def quantiles(x, q=(5, 25, 50, 75, 95)) -> list:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return [float(v) for v in np.percentile(x, q)] if len(x) else [float("nan")] * len(q)
+
+
+def match_fraction(a_fs, a_ss, b_fs, b_ss, radius: float = 2.0) -> float:
+    """Fraction of points a with a point b within ``radius`` pixels."""
+    if len(a_fs) == 0:
+        return float("nan")
+    if len(b_fs) == 0:
+        return 0.0
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(np.column_stack([b_fs, b_ss])).query(np.column_stack([a_fs, a_ss]), k=1)
+    return float(np.mean(d <= radius))
+
+
+@dataclass
+class SpotShapes:
+    """Second-moment shape of spots: axis ratio, major/minor RMS widths (pixels), direction of
+    the major axis (degrees from +fs) and its angle to the radial direction (0 radial, 90 tangential)."""
+
+    ratio: np.ndarray
+    major: np.ndarray
+    minor: np.ndarray
+    angle_deg: np.ndarray
+    to_radial_deg: np.ndarray
+
+
+def spot_shapes(image: np.ndarray, bad: np.ndarray, fs, ss, beam: tuple, half: int = 5,
+                floor: float = 0.15) -> SpotShapes:
+    """Second moments of the background-subtracted pixels (>= ``floor`` x the maximum) in a
+    (2 half + 1)^2 box around each spot (skipping boxes that touch bad pixels or the edge)."""
+    out = []
+    img = np.asarray(image, dtype=np.float64)
+    yy, xx = np.mgrid[0 : 2 * half + 1, 0 : 2 * half + 1]
+    for x, y in zip(fs, ss):
+        x0, y0 = int(round(x)) - half, int(round(y)) - half
+        if x0 < 15 or y0 < 15 or y0 + 2 * half + 16 > img.shape[0] or x0 + 2 * half + 16 > img.shape[1]:
+            continue
+        if bad[y0 : y0 + 2 * half + 1, x0 : x0 + 2 * half + 1].any():
+            continue
+        around = img[y0 - 10 : y0 + 2 * half + 11, x0 - 10 : x0 + 2 * half + 11]
+        okb = ~bad[y0 - 10 : y0 + 2 * half + 11, x0 - 10 : x0 + 2 * half + 11]
+        p = img[y0 : y0 + 2 * half + 1, x0 : x0 + 2 * half + 1] - np.median(around[okb])
+        p = np.clip(p, 0, None)
+        if p.max() <= 0:
+            continue
+        p[p < floor * p.max()] = 0
+        w = p.sum()
+        mx, my = (p * xx).sum() / w, (p * yy).sum() / w
+        cxx = (p * (xx - mx) ** 2).sum() / w
+        cyy = (p * (yy - my) ** 2).sum() / w
+        cxy = (p * (xx - mx) * (yy - my)).sum() / w
+        ev, vec = np.linalg.eigh([[cxx, cxy], [cxy, cyy]])
+        ang = np.degrees(np.arctan2(vec[1, 1], vec[0, 1])) % 180
+        rad = np.degrees(np.arctan2(my + y0 - beam[1], mx + x0 - beam[0])) % 180
+        out.append((np.sqrt(ev[1] / max(ev[0], 1e-3)), np.sqrt(ev[1]), np.sqrt(max(ev[0], 0)), ang,
+                    abs(((ang - rad) + 90) % 180 - 90)))
+    a = np.array(out) if out else np.zeros((0, 5))
+    return SpotShapes(*(a[:, i] for i in range(5)))
