@@ -1,0 +1,264 @@
+"""GUI speed and memory: frame change -> image on screen, event-loop stalls during inference,
+memory while browsing.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--browse 1000] [--stall-frames 4] [RUN]
+
+Figures (1920 x 1920 frames of the demo run unless RUN is given):
+
+1. display only: GUI-thread time to put a prepared frame on screen (``DetectorImageView.show_frame``
+   plus the repaint) -- goal <= 30 ms;
+2. frame change -> image on screen through the worker (read + assemble + level + scale in the
+   reader thread, then the GUI), for a frame already read and for one read from the file, with
+   the model thread idle and with the model analysing each new frame at the same time;
+3. the longest gap of a 2 ms QTimer while the real model analyses frames (goal < 100 ms);
+4. RSS while browsing ``--browse`` distinct frames (a run of that many frames made from the demo
+   frames, each shifted differently), image on screen for every one -- must stay flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from peaknet_gui.frame import EventId, Frame  # noqa: E402
+from peaknet_gui.sources.base import RunSource  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def stats(ms) -> str:
+    a = np.asarray(ms, dtype=float)
+    return f"median {np.median(a):.1f} ms, p90 {np.percentile(a, 90):.1f} ms, max {a.max():.1f} ms (n={len(a)})"
+
+
+class ShiftedRun(RunSource):
+    """``n`` distinct frames from a few source frames (rolled by a different amount each), for
+    browsing benchmarks on long runs without writing gigabytes."""
+
+    def __init__(self, source, n: int, base: int = 6):
+        self.src = source
+        self.n = n
+        self.base = [source[i] for i in range(min(base, len(source)))]
+        self.description = f"{n} shifted frames of {source.description}"
+
+    def __len__(self):
+        return self.n
+
+    def event(self, i):
+        return EventId("shifted.h5", i)
+
+    def _read(self, i):
+        b = self.base[i % len(self.base)]
+        shift = (7 * i) % 97
+        data = np.roll(b.data, shift, axis=1)
+        bad = None if b.bad is None else np.roll(b.bad, shift, axis=1)
+        return Frame(data, self.event(i), i, b.metadata, bad)
+
+    def geometry(self):
+        return self.src.geometry()
+
+    def refresh(self):
+        return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="*", help="run to use (default: the demo run)")
+    p.add_argument("--browse", type=int, default=1000, help="frames to browse for the memory figure")
+    p.add_argument("--stall-frames", type=int, default=4, help="frames analysed while measuring stalls")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--only-browse", action="store_true", help="skip figures 1-3")
+    p.add_argument("--tracemalloc", action="store_true", help="print the top Python allocations that grew while browsing")
+    args = p.parse_args(argv)
+
+    from peaknet_gui.gui.memory import limit_heap_growth
+
+    limit_heap_growth()  # as peaknet-gui does at start
+    from peaknet_gui.gui.qt import QtCore, QtWidgets, ensure_app
+
+    app = ensure_app()
+    from peaknet_gui.gui.display import build_frame_view
+    from peaknet_gui.gui.main_window import MainWindow
+    from peaknet_gui.gui.runs import RunRequest
+    from peaknet_gui.gui.settings import AppSettings
+
+    tmp = tempfile.mkdtemp(prefix="bench_gui_")
+    w = MainWindow(AppSettings(os.path.join(tmp, "settings.ini")), restore_layout=False)
+    w.resize(1600, 1000)
+    w.show()
+    app.processEvents()
+
+    def wait(pred, timeout=600.0):
+        t_end = time.perf_counter() + timeout
+        while not pred():
+            app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+            if time.perf_counter() > t_end:
+                raise TimeoutError("timed out")
+
+    complete = set()
+    shown = {}
+    w.controller.frameComplete.connect(complete.add)
+    w.controller.frameShown.connect(lambda v: shown.__setitem__(v.index, time.perf_counter()))
+    req = RunRequest(inputs=args.run) if args.run else RunRequest(demo=True)
+    t0 = time.perf_counter()
+    w.open_request(req)
+    wait(lambda: 0 in complete)
+    print(f"run: {w.controller.run.description}, {w.state.n_frames} frames of {w.controller.run.shape}; "
+          f"first frame analysed after {time.perf_counter() - t0:.1f} s (model load included)")
+    print(f"device: {w.worker.analyzer.device_name}")
+
+    if not args.only_browse:
+        # 1. display only
+        frames = [w.worker._frame(i) for i in range(min(4, w.state.n_frames))]
+        geom = w.worker.analyzer.geometry_for(frames[0])
+        views = [build_frame_view(i, f, geom) for i, f in enumerate(frames)]
+        prep = [v.prepare_ms for v in views]
+        view = w.image_view
+        for v in views:
+            view.show_frame(v)
+            view.graphics.viewport().repaint()
+        draw = []
+        for k in range(args.repeats):
+            v = views[k % len(views)]
+            t = time.perf_counter()
+            view.show_frame(v)
+            view.graphics.viewport().repaint()
+            draw.append(1e3 * (time.perf_counter() - t))
+        print(f"1. display only (GUI thread, show_frame + repaint): {stats(draw)}   [goal <= 30 ms]")
+        print(f"   worker-side preparation (assemble, log, levels, uint8): {stats(prep)}")
+
+        # 2. through the worker: cached frame / frame read from the file
+        def latency(index):
+            shown.pop(index, None)
+            t = time.perf_counter()
+            w.controller.go(index, force=True)
+            wait(lambda: index in shown)
+            app.processEvents()
+            w.image_view.graphics.viewport().repaint()
+            return 1e3 * (time.perf_counter() - t)
+
+        wait(lambda: not w.worker.busy(), timeout=600)
+        n = w.state.n_frames
+
+        def measure(k_max):
+            cached, fresh = [], []
+            for k in range(min(args.repeats, n - 1, k_max)):
+                i = (k + 1) % n
+                w.worker._frames.clear()
+                w.worker._views.clear()
+                fresh.append(latency(i))
+                w.worker._views.clear()
+                cached.append(latency(i))
+            return cached, fresh
+
+        import threading
+
+        gate = threading.Event()
+        w.worker.model.submit("current", lambda job: gate.wait(), context="benchmark: model held")
+        wait(lambda: w.worker.model.running_job is not None)
+        cached, fresh = measure(args.repeats)  # the model thread is held: display path alone
+        steps = []
+        w.controller.go(0, force=True)
+        for i in range(1, min(args.repeats, n - 1) + 1):  # stepping forward like the Right key, 0.3 s apart
+            t_pause = time.perf_counter() + 0.3
+            wait(lambda: time.perf_counter() > t_pause)
+            steps.append(latency(i))
+        gate.set()
+        print(f"2. frame change -> image on screen (model idle), frame in memory: {stats(cached)}")
+        print(f"   frame change -> image on screen (model idle), read from the file: {stats(fresh)}")
+        print(f"   stepping to the next frame (read ahead while the previous one was shown): {stats(steps)}")
+        cached, fresh = measure(args.repeats)  # every frame change also starts the model on that frame
+        print(f"   frame change -> image on screen while the model runs, frame in memory: {stats(cached)}")
+        print(f"   frame change -> image on screen while the model runs, read from the file: {stats(fresh)}")
+
+        # 3. stalls while the model works
+        ticks = []
+        timer = QtCore.QTimer()
+        timer.setInterval(2)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        wait(lambda: not w.worker.busy(), timeout=600)
+        w.worker._results.clear()
+        complete.clear()
+        timer.start()
+        t_start = time.perf_counter()
+        for k in range(args.stall_frames):
+            i = (k + 5) % n
+            w.controller.go(i)
+            wait(lambda: i in complete)
+        t_end = time.perf_counter()
+        timer.stop()
+        gaps = np.diff(np.array(ticks)) * 1e3
+        per_frame = (t_end - t_start) / max(args.stall_frames, 1)
+        top = ", ".join(f"{g:.0f}" for g in np.sort(gaps)[::-1][:5])
+        print(f"3. {args.stall_frames} frames analysed, {per_frame:.2f} s per frame (image + model + overlays): "
+              f"longest event-loop stall {gaps.max():.0f} ms (5 longest: {top} ms), p99 {np.percentile(gaps, 99):.0f} ms, "
+              f"{len(ticks)} ticks of 2 ms   [goal < 100 ms]")
+
+    # 4. memory while browsing many distinct frames
+    src = w.worker._source
+    shifted = ShiftedRun(src, args.browse)
+    with w.worker._lock:
+        w.worker._source = shifted
+        w.worker._frames.clear()
+        w.worker._views.clear()
+        w.worker._results.clear()
+    w.state.set_run(args.browse, 0)
+    w.nav.set_range(args.browse)
+    marks = []
+    full_at = None  # (frame, RSS) when the frame and result caches are full: memory must not grow after it
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(10)
+        snap0 = None
+    # warm-up: the first frames analysed one by one fill the worker's bounded caches
+    wk = w.worker
+    for i in range(wk._results.size + 1):
+        complete.discard(i)
+        w.controller.go(i, force=True)
+        wait(lambda: i in complete)
+    full_at = (wk._results.size, rss_mb())
+    t_browse = time.perf_counter()
+    for i in range(args.browse):
+        shown.pop(i, None)
+        w.controller.go(i, force=True)
+        wait(lambda: i in shown)
+        if i % max(1, args.browse // 10) == 0 or i == args.browse - 1:
+            app.processEvents()
+            marks.append((i, rss_mb()))
+            if args.tracemalloc and i >= args.browse // 5 and snap0 is None:
+                snap0 = tracemalloc.take_snapshot()
+    dt = time.perf_counter() - t_browse
+    print(f"4. browsed {args.browse} distinct frames in {dt:.1f} s ({1e3 * dt / args.browse:.0f} ms per frame, image "
+          f"on screen each time; the model analysed {len(w.state.summaries)} of them meanwhile)")
+    print("   RSS (MB) at frame: " + ", ".join(f"{i}: {m:.0f}" for i, m in marks))
+    print(f"   after the warm-up ({full_at[0] + 1} frames analysed one by one, caches full): {full_at[1]:.0f} MB; "
+          f"growth over the {args.browse} frames browsed: {marks[-1][1] - full_at[1]:+.0f} MB, "
+          f"largest value {max(m for _, m in marks):.0f} MB")
+    if args.tracemalloc and snap0 is not None:
+        for stat in tracemalloc.take_snapshot().compare_to(snap0, "traceback")[:8]:
+            print(f"   {stat.size_diff / 2**20:+.1f} MB in {stat.count_diff:+d} blocks:")
+            for line in stat.traceback.format()[-6:]:
+                print("      " + line)
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

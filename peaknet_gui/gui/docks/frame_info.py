@@ -1,0 +1,94 @@
+"""Frame info dock: event, peaks, hit, inference time, device, experiment values, cursor read-out."""
+
+from __future__ import annotations
+
+import os
+
+from ..display import FrameView, PixelReadout
+from ..qt import QtWidgets
+from .widgets import small_label
+
+FIELDS = (
+    ("event", "Event"),
+    ("file", "File"),
+    ("peaks", "Peaks"),
+    ("hit", "Hit"),
+    ("time", "Inference"),
+    ("device", "Engine"),
+    ("energy", "Energy"),
+    ("distance", "Distance"),
+    ("geometry", "Geometry"),
+    ("cursor", "Cursor"),
+)
+
+
+class FrameInfoDock(QtWidgets.QDockWidget):
+    def __init__(self, parent=None):
+        super().__init__("Frame info", parent)
+        self.setObjectName("dock_frame_info")
+        body = QtWidgets.QWidget()
+        form = QtWidgets.QFormLayout(body)
+        self.labels = {}
+        for key, text in FIELDS:
+            lab = small_label("\u2013")
+            self.labels[key] = lab
+            form.addRow(text, lab)
+        f = self.labels["peaks"].font()
+        f.setPointSizeF(f.pointSizeF() * 1.5)
+        f.setBold(True)
+        for k in ("peaks", "hit"):
+            self.labels[k].setFont(f)
+        self.setWidget(body)
+
+    def _set(self, key: str, text: str, tip: str = "") -> None:
+        self.labels[key].setText(text)
+        self.labels[key].setToolTip(tip)
+
+    def set_frame(self, view: FrameView, n_frames: int, geometry_text: str = "") -> None:
+        fr = view.frame
+        self._set("event", f"{view.index + 1} / {n_frames}   {fr.event.event_string}".rstrip(), fr.event.lst_line())
+        h, w = fr.shape
+        self._set("file", os.path.basename(fr.event.path),
+                  f"{fr.event.path}\n{w} \u00d7 {h} pixels (fs \u00d7 ss), {fr.data.dtype}")
+        md = fr.metadata
+        e = (view.geometry.photon_energy_ev if view.geometry is not None and view.geometry.photon_energy_ev else None) \
+            or md.photon_energy_ev
+        self._set("energy", f"{e:.1f} eV ({12398.42 / e:.4f} \u00c5)" if e else "unknown")
+        dist = None
+        if view.geometry is not None:
+            try:
+                dist = view.geometry.mean_camera_length()
+            except Exception:
+                dist = None
+        dist = dist or md.detector_distance_m
+        self._set("distance", f"{1e3 * dist:.2f} mm" if dist else "unknown")
+        self._set("geometry", geometry_text or ("none" if view.geometry is None else f"{len(view.geometry.panels)} panel(s)"),
+                  view.geometry_error or "")
+        for k in ("peaks", "hit", "time"):
+            self._set(k, "\u2026")
+
+    def set_result(self, result) -> None:
+        self._set("peaks", str(result.n_peaks))
+        self.labels["hit"].setText("HIT" if result.hit else "no")
+        self.labels["hit"].setStyleSheet("color: #ffaa28;" if result.hit else "")
+        t = result.timings_ms
+        model = t.get("model")
+        parts = []
+        if model is not None:
+            parts.append(f"model {model:.0f} ms")
+        if "postprocess" in t:
+            parts.append(f"post {t['postprocess']:.0f} ms")
+        self._set("time", ", ".join(parts) or f"{result.total_ms:.0f} ms",
+                  "\n".join(f"{k}: {v:.1f} ms" for k, v in t.items()))
+        self._set("device", f"{result.algorithm} \u2022 {result.device}")
+
+    def set_no_result(self, why: str) -> None:
+        self._set("peaks", "\u2013")
+        self._set("hit", "\u2013")
+        self._set("time", why)
+
+    def set_device(self, device: str) -> None:
+        self._set("device", device)
+
+    def set_readout(self, r: PixelReadout) -> None:
+        self._set("cursor", "" if r is None else r.format().replace("   ", "\n"))
