@@ -169,7 +169,8 @@ def cspad(args):
             m, s = asic_stats(data, panels)
             meds.append(m)
             sigs.append(s)
-            sp = dispersion_spots(data.astype(float), bad, gain=25.0, global_threshold=100.0, min_spot_size=2)
+            sp = dispersion_spots(data.astype(float), bad, gain=25.0, global_threshold=100.0, min_spot_size=2,
+                                  panels=[pn.slices() for pn in panels])
             counts.append(len(sp))
             I.append(sp.intensity_sum)
             n.append(sp.n_signal)

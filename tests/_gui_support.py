@@ -63,8 +63,9 @@ def make_window(qtbot, tmp_path, factory=None, size=(1400, 900), **kwargs):
     from peaknet_gui.gui.main_window import MainWindow
     from peaknet_gui.gui.settings import AppSettings
 
+    if factory is None or callable(factory):
+        shared_predictor()  # loads the model (or skips the test) here, before any thread needs it
     if factory is None:
-        shared_predictor()  # loads the model (or skips the test) before any thread needs it
         factory = analyzer_factory
     elif factory is False:
         factory = None  # the application's own analyzer (weights from the window's model settings)

@@ -71,3 +71,12 @@ def test_cli_evaluate_json(tmp_path, capsys):
     for k in ("iou_peak", "peak_precision", "peak_recall", "peak_f1", "peak_f1_snr6"):
         assert k in rep["labelled"]
     assert cli(["evaluate", "--weights", str(tmp_path / "missing.safetensors"), "--data", str(run)]) == 2
+
+
+def test_found_marginal_spots_are_not_false_positives():
+    s = Scores()
+    found = np.array([[1.0, 1.0], [9.0, 9.0], [20.0, 20.0]])
+    rec = s.add_peaks(found, np.array([[1.0, 1.0]]), None, 2.0, marginal_xy=np.array([[9.5, 9.0]]))
+    assert (rec["tp"], rec["fp"], rec["marginal_found"]) == (1, 1, 1)
+    d = s.summary()
+    assert d["peak_fp"] == 1 and d["peak_marginal"] == 1 and d["peak_precision"] == 0.5

@@ -143,7 +143,7 @@ def test_artifacts_only_where_asked(small_ccd):
     # a beamstop shadow is an artifact only when asked
     bs = Beamstop(radius_px=10.0, arm_width_px=6.0, arm_angle_deg=30.0, transmission=0.01)
     h = simulate_frame(small_ccd, dataclasses.replace(p, beamstop=bs))
-    assert (h.labels == 2).sum() > np.pi * 10**2
+    assert (h.labels == 2).sum() > 100  # where the shadow is visible (test_beamstop_shadow_rule)
     k = simulate_frame(small_ccd, dataclasses.replace(p, beamstop=bs, beamstop_is_artifact=False))
     assert not np.any(k.labels == 2)
     cy, cx = (int(round(v)) for v in small_ccd.geometry.beam_center(0)[::-1])

@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory):
 
 def _settings(run, out, **kw):
     base = dict(data=[run], out=str(out), config=TINY, steps=30, batch_size=4, crop=64, warmup=5, lr=3e-3,
-                val_every=15, ckpt_every=10, pool_size=4, progress=False)
+                val_every=15, ckpt_every=10, pool_size=4, progress=False, threads=1)
     base.update(kw)
     return TrainSettings(**base)
 
@@ -79,7 +79,7 @@ def test_bad_inputs(tmp_path):
 
 def test_cli_train(tiny_run, tmp_path, capsys):
     rc = cli(["train", "--data", tiny_run, "--out", str(tmp_path), "--steps", "4", "--batch-size", "2", "--crop", "32",
-              "--config", TINY, "--val-every", "4", "--no-progress", "--seed", "3"])
+              "--config", TINY, "--val-every", "4", "--no-progress", "--seed", "3", "--threads", "1"])
     assert rc == 0
     out = capsys.readouterr().out
     assert '"steps": 4' in out and "validation:" in out

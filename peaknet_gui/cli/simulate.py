@@ -2,7 +2,8 @@
 
     peaknet simulate --frames N --out RUN.cxi [--seed S] [--detector NAME] [--crop HxW]
         [--mix hits=0.6,blanks=0.2,rings=0.2] [--vary-geometry] [--distance MM] [--energy KEV]
-        [--frames-per-cell K] [--background LO,HI] [--preset thaumatin|thermolysin-cspad] [--list-detectors]
+        [--frames-per-cell K] [--background LO,HI] [--preset thaumatin|thermolysin-cspad]
+        [--labels observed|expected] [--list-detectors]
 
 Writes ``RUN.cxi`` (frames, labels, mask, true peaks, metadata; see
 :mod:`peaknet_gui.sim.run_writer`) and ``RUN.geom`` (CrystFEL) beside it.  Same seed, same run.
@@ -46,6 +47,9 @@ def register(sub) -> None:
                    help="range of the frames' median background in photons/pixel, drawn log-uniformly (default 0.05,20)")
     p.add_argument("--preset", choices=["thaumatin", "thermolysin-cspad"],
                    help="frames in the style of a real data set (its crystal, beam and background; varied strength)")
+    p.add_argument("--labels", choices=["observed", "expected"], default="observed",
+                   help="peak labels from DIALS' dispersion test on the written noisy frame (observed, default) or "
+                   "from expected photons only (expected: the earlier rule)")
     p.add_argument("--list-detectors", action="store_true", help="list the detector models and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -66,6 +70,7 @@ def run(args) -> int:
 
     import numpy as np
 
+    from ..sim.labels import LabelRule
     from ..sim.params import SimRanges
     from ..sim.run import RunSpec, parse_mix, simulate_run
 
@@ -91,6 +96,7 @@ def run(args) -> int:
     spec = RunSpec(
         n_frames=args.frames, seed=args.seed, detector=args.detector, mix=parse_mix(args.mix), crop=args.crop,
         frames_per_cell=args.frames_per_cell, vary_geometry=args.vary_geometry, ranges=ranges, preset=args.preset,
+        rule=LabelRule(mode=args.labels),
         distance_m=args.distance * 1e-3 if args.distance else None,
         photon_energy_ev=args.energy * 1e3 if args.energy else None,
     )

@@ -40,13 +40,15 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=256, help="crop size in pixels (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="frames held out for validation")
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--pool-size", type=int, default=24, help="frames kept in memory for crops")
-    p.add_argument("--alpha", default="0.25,1,0.5", help="focal-loss class weights bg,peak,artifact")
+    p.add_argument("--pool-refresh", type=float, default=0.25, help="pool frames replaced per step (default: %(default)s)")
+    p.add_argument("--alpha", default="1,1,1", help="focal-loss class weights bg,peak,artifact")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--augment", default="{}", help="JSON overrides of AugmentSettings")
     p.add_argument("--resume", action="store_true", help="continue from DIR/ckpt_last.pt")
@@ -69,9 +71,9 @@ def run(args) -> int:
         raise InputError("--steps and --batch-size must be >= 1 and --crop >= 16")
     s = TrainSettings(
         data=_expand(args.data), out=args.out, init=args.init, config=args.config, steps=args.steps,
-        batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, crop=args.crop, lr=args.lr, warmup=args.warmup, seed=args.seed, device=args.device,
         threads=args.threads, val_fraction=args.val_fraction, val_every=args.val_every,
-        ckpt_every=args.ckpt_every, pool_size=args.pool_size, alpha=alpha, amp=not args.no_amp,
+        ckpt_every=args.ckpt_every, pool_size=args.pool_size, pool_refresh=args.pool_refresh, alpha=alpha, amp=not args.no_amp,
         resume=args.resume, progress=not args.no_progress, augment=augment,
     )
     summary = train(s)

@@ -6,6 +6,10 @@ simulated detectors and real ones:
 
 * extra Gaussian read noise (CCD/CSPAD electronics), sigma up to ``read_noise_max * s``;
 * coarser ADC quantisation (rounding to a quantum of up to ``quantum_max * s``);
+
+  (both kept small -- 0.3 s and 0.5 s by default -- because the peak labels follow what a
+  DIALS-like spot finder sees in the frame as simulated: much more noise would turn labelled
+  spots invisible);
 * per-panel pedestal residuals (CSPAD ASIC offsets), up to ``panel_offset_max * s``;
 * 2x2 binning (sum; labels: peak over artifact over background) with ``binning_prob``;
 * isolated hot pixels (label background) at ``hot_pixel_rate``;
@@ -54,8 +58,8 @@ class AugmentSettings:
     gap_stripe_prob: float = 0.25
     # detector personality (whole frames)
     personality_prob: float = 0.6
-    read_noise_max: float = 1.0
-    quantum_max: float = 1.0
+    read_noise_max: float = 0.3
+    quantum_max: float = 0.5
     panel_offset_max: float = 1.0
     binning_prob: float = 0.05
     hot_pixel_rate: float = 5e-6

@@ -12,7 +12,8 @@ Labels live *beside the frames* in the same CXI file (CONTRACTS "CXI run layout"
   Attribute ``classes = "0 background, 1 peak, 2 artifact, 255 unlabelled"``.
 * ``/entry_1/data_1/mask``   (N, ss, fs) ``uint8``, optional: non-zero = bad pixel.
 * optional truth: ``/entry_1/result_1/nPeaks``, ``peakXPosRaw``, ``peakYPosRaw`` (pixel indices)
-  and ``peakSNR`` (evaluation only).
+  and ``peakSNR`` of the label-1 spots, and the marginal (label-255) spots in
+  ``/entry_1/sim/nMarginal``, ``marginalXPosRaw``, ``marginalYPosRaw`` (evaluation only).
 * a CrystFEL ``.geom`` with the same stem beside the file gives the panels (multi-panel slabs
   are normalised per panel and the network is run per panel, as at inference).
 
@@ -44,6 +45,7 @@ DATA = "/entry_1/data_1/data"
 LABELS = "/entry_1/data_1/labels"
 MASK = "/entry_1/data_1/mask"
 RESULT = "/entry_1/result_1"
+SIM = "/entry_1/sim"
 IGNORE = 255
 CLASSES_ATTR = "0 background, 1 peak, 2 artifact, 255 unlabelled"
 
@@ -60,9 +62,13 @@ def _h5():
 
 @dataclass
 class TruthPeaks:
+    """Label-1 (visible) truth peaks, and the marginal (label-255) spots where known."""
+
     fs: np.ndarray
     ss: np.ndarray
     snr: Optional[np.ndarray] = None
+    marginal_fs: Optional[np.ndarray] = None
+    marginal_ss: Optional[np.ndarray] = None
 
 
 class LabelledRun:
@@ -146,7 +152,13 @@ class LabelledRun:
         fs = np.asarray(r["peakXPosRaw"][i, :n], dtype=np.float64)
         ss = np.asarray(r["peakYPosRaw"][i, :n], dtype=np.float64)
         snr = np.asarray(r["peakSNR"][i, :n], dtype=np.float64) if "peakSNR" in r else None
-        return TruthPeaks(fs, ss, snr)
+        mfs = mss = None
+        sim = self._f.get(SIM)
+        if sim is not None and "nMarginal" in sim:
+            k = int(sim["nMarginal"][i])
+            mfs = np.asarray(sim["marginalXPosRaw"][i, :k], dtype=np.float64)
+            mss = np.asarray(sim["marginalYPosRaw"][i, :k], dtype=np.float64)
+        return TruthPeaks(fs, ss, snr, mfs, mss)
 
     def close(self) -> None:
         try:

@@ -9,7 +9,9 @@ Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``)
 * ``iou_background``, ``iou_peak``, ``iou_artifact``: pixel IoU per class over all labelled pixels
   of all frames (sums of intersections / sums of unions);
 * ``peak_precision``, ``peak_recall``, ``peak_f1``: found peaks matched greedily one-to-one to
-  the truth peaks within ``radius`` (2 px);
+  the truth (label-1) peaks within ``radius`` (2 px); an unmatched found peak that matches a
+  marginal (label-255, "not labelled") spot of the simulator, or whose centroid pixel is
+  labelled 255, is neither a hit nor a false positive (``peak_marginal`` counts them);
 * ``peak_recall_snr6`` / ``peak_f1_snr6``: recall on the truth peaks with ``peakSNR >= 6`` and
   the F1 of that recall with the precision above (a found peak that matches a weaker true peak
   is not a false positive);
@@ -85,6 +87,7 @@ class Scores:
     clean_masked: float = 0.0
     clean_pixels: float = 0.0
     frames: int = 0
+    marginal_found: int = 0
     peaks_found: int = 0
     peaks_per_frame: list = field(default_factory=list)
     per_frame: list = field(default_factory=list)
@@ -103,15 +106,26 @@ class Scores:
             self.clean_masked += np.count_nonzero((pred == 2) & usable & lab)
             self.clean_pixels += np.count_nonzero(usable & lab)
 
-    def add_peaks(self, found_xy: np.ndarray, ref_xy: np.ndarray, ref_snr: Optional[np.ndarray], radius: float, name: str = "") -> dict:
+    def add_peaks(self, found_xy: np.ndarray, ref_xy: np.ndarray, ref_snr: Optional[np.ndarray], radius: float,
+                  name: str = "", marginal_xy: Optional[np.ndarray] = None) -> dict:
         m = match_peaks(found_xy, ref_xy, radius)
+        fp = m.fp
+        n_marginal = 0
+        if marginal_xy is not None and len(marginal_xy) and fp:
+            unmatched = np.ones(len(found_xy), dtype=bool)
+            unmatched[m.pairs[:, 0]] = False
+            n_marginal = match_peaks(found_xy[unmatched], marginal_xy, radius).tp
+            fp -= n_marginal
         self.tp += m.tp
-        self.fp += m.fp
+        self.fp += fp
         self.fn += m.fn
+        self.marginal_found += n_marginal
         self.frames += 1
         self.peaks_found += len(found_xy)
         self.peaks_per_frame.append(len(found_xy))
         rec = {"frame": name, "found": len(found_xy), "reference": len(ref_xy), **m.as_dict()}
+        if marginal_xy is not None:
+            rec.update(fp=fp, marginal_found=n_marginal, precision=m.tp / (m.tp + fp) if m.tp + fp else 1.0)
         if ref_snr is not None and len(ref_snr) == len(ref_xy):
             strong = ref_snr >= 6
             matched = np.zeros(len(ref_xy), dtype=bool)
@@ -131,7 +145,8 @@ class Scores:
                 d[f"iou_{name}"] = float(self.inter[c] / self.union[c]) if self.union[c] else float("nan")
         prec = self.tp / (self.tp + self.fp) if (self.tp + self.fp) else 1.0
         rec = self.tp / (self.tp + self.fn) if (self.tp + self.fn) else 1.0
-        d.update(peak_tp=self.tp, peak_fp=self.fp, peak_fn=self.fn, peak_precision=prec, peak_recall=rec,
+        d.update(peak_tp=self.tp, peak_fp=self.fp, peak_fn=self.fn, peak_marginal=self.marginal_found,
+                 peak_precision=prec, peak_recall=rec,
                  peak_f1=2 * prec * rec / (prec + rec) if prec + rec else 0.0,
                  peaks_per_frame=float(np.mean(self.peaks_per_frame)) if self.peaks_per_frame else 0.0,
                  max_peaks_per_frame=int(max(self.peaks_per_frame)) if self.peaks_per_frame else 0)
@@ -165,7 +180,13 @@ def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float =
     if truth is None:
         return {}
     rxy = np.stack([truth.fs, truth.ss], 1)
-    return scores.add_peaks(fxy, rxy, truth.snr, radius, f"{run.path.name}//{i}")
+    mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
+    # found peaks centred on unlabelled (255) pixels are "don't care" too: add them as marginal points
+    if len(fxy):
+        iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
+        ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
+        mxy = np.concatenate([mxy, fxy[labels[iy, ix] == 255]])
+    return scores.add_peaks(fxy, rxy, truth.snr, radius, f"{run.path.name}//{i}", marginal_xy=mxy)
 
 
 def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:

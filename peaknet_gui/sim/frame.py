@@ -12,7 +12,7 @@ from ..geometry.detector import HC_EV_A
 from .artifacts import beamstop_transmission, render_calibrant, render_kapton, render_rings, render_streak
 from .background import polarisation_factor, render_background
 from .detectors import CCD, DetectorModel
-from .labels import ARTIFACT, IGNORE, LabelRule, artifact_label_mask, paint_spot_labels, spot_stats
+from .labels import ARTIFACT, BACKGROUND, IGNORE, LabelRule, artifact_label_masks, paint_spot_labels, spot_stats
 from .noise import Personality, draw_personality, read_out
 from .params import FrameParams, SpotShape
 from .projection import directions_from_angles, project_directions
@@ -170,8 +170,10 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
     # --- beamstop shadow, expected photons, noise variance
     diffuse = pix.to_image(bg + art, dtype=np.float32)
     art_img = pix.to_image(art, dtype=np.float32)
+    blocked = None
     if trans_flat is not None:
         trans = pix.to_image(trans_flat, fill=1.0, dtype=np.float32)
+        blocked = diffuse * (1.0 - trans)  # photons the beamstop takes away
         diffuse *= trans
         art_img *= trans
         patches.scale(trans.ravel())
@@ -183,21 +185,36 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
     data, bad = read_out(expected, det, personality, rng)
 
     # --- labels
+    rule = rule.for_detector(det.kind)
     usable = ~bad.ravel()
     labels = np.zeros(size, dtype=np.uint8)
     if params.rings or params.streaks or params.kapton or params.calibrant is not None:
         other_var = noise_var - art_img.ravel()
-        labels[artifact_label_mask(art_img.ravel(), other_var, rule)] = ARTIFACT
-    if trans_flat is not None and params.beamstop_is_artifact:
-        labels[trans.ravel() < 0.5] = ARTIFACT
+        lab2, band = artifact_label_masks(art_img.ravel(), other_var, rule)
+        labels[band] = IGNORE
+        labels[lab2] = ARTIFACT
+    if blocked is not None and params.beamstop_is_artifact:
+        # the shadow is an artifact where the photons it blocks stand out of the unshadowed noise
+        lab2, band = artifact_label_masks(blocked.ravel(), noise_var + blocked.ravel(), rule, k=rule.beamstop_k)
+        labels[band & (labels == BACKGROUND)] = IGNORE
+        labels[lab2] = ARTIFACT
     stats = spot_stats(patches, noise_var, usable, shape[1], rule, diffuse=diffuse.ravel())
+    merged = np.zeros(patches.n, dtype=bool)
+    if rule.mode == "observed" and np.any(stats.npix > 0):
+        from .observed import observed_classes, observed_strong, panel_slices
+
+        strong = observed_strong(data, bad, det, personality, rule)
+        stats.cls_expected = stats.cls
+        stats.cls, merged = observed_classes(patches, stats, strong, rule, panel_slices(det))
+    elif rule.mode not in ("observed", "expected"):
+        raise ValueError(f"label mode must be 'observed' or 'expected', not {rule.mode!r}")
     paint_spot_labels(labels, patches, stats)
     labels[~usable] = IGNORE
     labels = labels.reshape(shape)
 
     # --- truth
     gain = personality.adu_per_photon if det.kind != "pad" else 1.0
-    vis = np.flatnonzero(stats.cls == 1)
+    vis = np.flatnonzero((stats.cls == 1) & ~merged)
     peaks = TruePeaks(
         panel=proj.panel[vis].astype(np.int32), fs=stats.fs[vis], ss=stats.ss[vis],
         fs_true=proj.fs[vis], ss_true=proj.ss[vis],
@@ -205,9 +222,10 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
         npix=stats.npix[vis].astype(np.int32), max_value=stats.max_photons[vis] * gain,
         hkl=refl.hkl[vis], lattice=refl.lattice[vis], d=refl.d[vis],
     )
-    marg = np.flatnonzero(stats.cls == IGNORE)
+    marg = np.flatnonzero((stats.cls == IGNORE) | merged)
     spots_all = {"fs": proj.fs, "ss": proj.ss, "cls": stats.cls, "photons": photons, "n_strong": stats.n_strong,
-                 "snr": stats.snr, "max_photons": stats.max_photons}
+                 "snr": stats.snr, "max_photons": stats.max_photons, "npix": stats.npix, "merged": merged,
+                 "cls_expected": stats.cls if stats.cls_expected is None else stats.cls_expected}
     return SimFrame(
         data=data, labels=labels, bad=bad, peaks=peaks, marginal_fs=stats.fs[marg], marginal_ss=stats.ss[marg],
         params=params, personality=personality, detector=det, expected=expected if keep_expected else None,

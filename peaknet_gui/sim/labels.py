@@ -1,5 +1,12 @@
-"""What the network is taught to call a peak or an artifact: per-pixel labels from EXPECTED
-(noise-free) values, following what DIALS' dispersion spot finder can detect.
+"""What the network is taught to call a peak or an artifact: per-pixel labels following what
+DIALS' dispersion spot finder detects.
+
+Two modes (``LabelRule.mode``):
+
+* ``"observed"`` (default): a spot is label 1 when DIALS' test passes on the noisy frame actually
+  written (:mod:`.observed`); spots visible in expectation (below) that this noise draw hides
+  are 255; everything else 0.  Labels are then a function of the pixels the network sees.
+* ``"expected"``: the class below, from expected (noise-free) values only.
 
 Noise variance of a pixel, in photons^2: ``V = background + artifacts + (read_noise / gain)^2``
 (every expected photon that is not the spot itself, plus the readout noise).
@@ -7,34 +14,37 @@ Noise variance of a pixel, in photons^2: ``V = background + artifacts + (read_no
 Bragg spots (:func:`spot_stats`), with ``S`` the spot's own expected photons in a pixel and
 ``sigma = sqrt(max(V, var_floor))``:
 
-* *strong pixel*: ``S >= k_strong * sigma`` (DIALS' 3-sigma test, on the mean); *weak pixel*:
-  ``S >= k_weak * sigma``;
+* *strong pixel*: ``S >= k_strong * sigma`` (DIALS' 3-sigma test, on the mean; and the whole
+  reading above ``global_threshold``); *weak pixel*: ``S >= k_weak * sigma``;
 * the spot is **visible -> label 1** if the (2k+1)^2 box around its brightest pixel passes DIALS'
   dispersion test in expectation -- index of dispersion ``(V + mean S + var S) / (B + mean S) >
   1 + sigma_background * sqrt(2 / (n - 1))`` with box means of the noise variance V and the
   diffuse photons B (:func:`dispersion_index`) -- and it has ``>= min_strong_pixels`` strong
   pixels (DIALS keeps spots of >= 3 connected strong pixels on pixel-array detectors), or
-  ``>= 2`` strong pixels with a peak ``>= k_sharp * sigma`` (small sharp spots, which DIALS finds
-  with ``min_spot_size = 2`` as on the CSPAD);
-* **marginal -> label 255** (not labelled: the loss ignores it, a finder is neither rewarded nor
-  punished) if it is not visible but has a strong pixel or ``>= min_strong_pixels`` weak pixels;
+  ``>= 2`` strong pixels with a peak ``>= k_sharp * sigma`` (small sharp spots);
+* **marginal -> label 255** if it is not visible but has a strong pixel or ``>= min_strong_pixels``
+  weak pixels;
 * otherwise **invisible -> label 0**, it stays background (faint extended spots included: DIALS
   does not find them either).
 
 ``sigma_background`` is 7 rather than DIALS' 6 so that a label-1 spot is one DIALS finds in >~90 %
-of noise realisations (measured with :func:`peaknet_gui.sim.realism.dispersion_spots` on simulated
-Pilatus frames); spots at the threshold, found half the time, fall into label 255.
+of noise realisations.  On CSPAD-like detectors (:meth:`LabelRule.for_detector`) DIALS' CSPAD
+settings apply: ``min_spot_size`` / ``min_strong_pixels`` 2 and a global threshold of 4 photons.
 
-The labelled pixels (extent) of a visible or marginal spot are those with
-``S >= max(k_pixel * sqrt(V), frac_of_max * max(S), min_pixel_photons)``: where its signal stands
-out of the noise, at least a photon, without the faint halo of bright spots that would merge
-neighbours (real thaumatin spots sit 5-10 px apart).  SNR (the ``peakSNR`` written to runs) is
-``I / sqrt(I + sum V)`` over the extent, with ``I`` the spot's expected photons there.
+The labelled pixels (extent) of a spot are those with ``S >= max(k_pixel * sqrt(V), frac_of_max *
+max(S), min_pixel_photons)``: where its signal stands out of the noise, at least a photon, without
+the faint halo of bright spots that would merge neighbours.  Around a label-1 spot the pixels with
+``S >= peak_band_k * sqrt(V)`` outside the extent are 255 (ignore band: the halo's edge is a coin
+toss) where nothing else claims them.  SNR (``peakSNR``) is ``I / sqrt(I + sum V)`` over the
+extent, with ``I`` the spot's expected photons there.
 
-Artifacts (:func:`artifact_label_mask`): a pixel of ring/streak/kapton/calibrant scatter is
-label 2 where that scatter's expected photons ``A >= max(artifact_k * sqrt(V_other), artifact_min_photons)``
-(``V_other`` = noise without the artifact itself).  Peaks take precedence over artifacts, and
-pixels without a usable reading (gaps, dead pixels) are 255.
+Artifacts (:func:`artifact_label_masks`): a pixel of ring/streak/kapton/calibrant scatter is
+label 2 where that scatter's expected photons ``A >= max(artifact_k * sqrt(V_other),
+artifact_min_photons)`` (``V_other`` = noise without the artifact itself), and 255 (ignore band)
+where ``A >= artifact_band_k * sqrt(V_other)`` but below that.  The beamstop and its arm: label 2
+where the photons they block ``>= beamstop_k`` sigma of the unshadowed noise (and 0.5 photon),
+with the same band; an invisible shadow (nothing behind it) stays 0.  Peaks take precedence over
+artifacts, and pixels without a usable reading (gaps, dead pixels) are 255.
 """
 
 from __future__ import annotations
@@ -50,6 +60,9 @@ BACKGROUND, PEAK, ARTIFACT, IGNORE = 0, 1, 2, 255
 
 @dataclass
 class LabelRule:
+    """Label thresholds (module doc).  ``mode`` ``"observed"`` (default): peak labels from the DIALS
+    test on the written frame (:mod:`.observed`); ``"expected"``: from expected values only."""
+
     k_strong: float = 3.0
     k_weak: float = 2.0
     k_sharp: float = 6.0
@@ -62,9 +75,32 @@ class LabelRule:
     min_pixel_photons: float = 1.0
     artifact_k: float = 1.0
     artifact_min_photons: float = 0.5
+    artifact_band_k: float = 0.3  # 255 where artifact_band_k sigma <= artifact < artifact_k sigma (0 = no band)
+    peak_band_k: float = 1.0  # 255 around label-1 spots where the spot's photons >= this many sigma (0 = no band)
+    beamstop_k: float = 1.0  # shadow is label 2 where the blocked photons >= this many sigma
+    global_threshold: float = 0.0  # photons a strong pixel must reach (DIALS global_threshold)
+    mode: str = "observed"
+    min_spot_size: int = 3  # observed mode: DIALS min_spot_size
+    max_spot_size: int = 1000
+    observed_sigma_background: float = 6.0  # DIALS' defaults for the test on the written frame
+    observed_sigma_strong: float = 3.0
+    cspad_min_spot_size: int = 2  # CSPAD-like detectors: DIALS min_spot_size 2 ...
+    cspad_global_threshold: float = 4.0  # ... global_threshold 100 ADU at gain 25 = 4 photons
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def for_detector(self, kind: str) -> "LabelRule":
+        """The rule as applied on a detector of readout ``kind`` (CSPAD-like: DIALS' CSPAD
+        settings, spots of 2 strong pixels and a global threshold)."""
+        from dataclasses import replace
+
+        from .detectors import CSPAD
+
+        if kind != CSPAD:
+            return self
+        return replace(self, min_spot_size=self.cspad_min_spot_size, global_threshold=self.cspad_global_threshold,
+                       min_strong_pixels=min(self.min_strong_pixels, self.cspad_min_spot_size))
 
 
 @dataclass
@@ -73,7 +109,8 @@ class SpotStats:
     pixels), ``photons`` (expected photons in the extent), ``snr``, extent centroid ``fs``/``ss``
     (NaN without extent), ``max_photons`` (brightest pixel), ``dispersion`` (expected index of
     dispersion around the brightest pixel, computed only where it decides) and ``extent``: per patch
-    group, (subset, (m', K*K) bool) -- ``subset`` the group's rows examined (None = all)."""
+    group, (subset, (m', K*K) bool) -- ``subset`` the group's rows examined (None = all); ``band``
+    the ignore band around the extent, same layout as the extent's bool array."""
 
     cls: np.ndarray
     n_strong: np.ndarray
@@ -85,6 +122,8 @@ class SpotStats:
     max_photons: np.ndarray
     dispersion: np.ndarray
     extent: list
+    band: list = None  # per patch group: (m', K*K) bool, pixels around the extent still >= peak_band_k sigma
+    cls_expected: np.ndarray = None  # observed mode: the class from expected values
 
 
 def dispersion_index(S: np.ndarray, V: np.ndarray, B: np.ndarray, ok: np.ndarray, idx: np.ndarray, fs_n: int,
@@ -121,7 +160,7 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
     out["fs"] = np.full(n, np.nan)
     out["ss"] = np.full(n, np.nan)
     dispersed = np.ones(n, dtype=bool)
-    extents = []
+    extents, bands = [], []
     diffuse = noise_var if diffuse is None else diffuse
     m = (2 * rule.kernel + 1) ** 2
     floor_weak = min(rule.k_weak, rule.k_strong) * np.sqrt(rule.var_floor)
@@ -143,12 +182,18 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
         V = np.where(ok, noise_var[safe], 1.0).astype(np.float32)
         sigma = np.sqrt(np.maximum(V, rule.var_floor))
         strong = ok & (S >= rule.k_strong * sigma)
+        if rule.global_threshold > 0:  # DIALS' global threshold applies to the whole reading
+            strong &= S + np.where(ok, diffuse[safe], 0.0) > rule.global_threshold
         n_weak_all[g.rows] = (ok & (S >= rule.k_weak * sigma)).sum(axis=1)
         sharp_all[g.rows] = (ok & (S >= rule.k_sharp * sigma)).any(axis=1)
         smax = S.max(axis=1)
         thr = np.maximum(np.maximum(rule.k_pixel * np.sqrt(V), (rule.frac_of_max * smax)[:, None]),
                          rule.min_pixel_photons)
         extent = ok & (S >= thr)
+        if rule.peak_band_k > 0:
+            bands.append(ok & ~extent & (S >= np.maximum(rule.peak_band_k * np.sqrt(V), 0.5 * rule.min_pixel_photons)))
+        else:
+            bands.append(np.zeros_like(extent))
         photons = np.where(extent, S, 0).sum(axis=1, dtype=np.float64)
         var = np.where(extent, V, 0).sum(axis=1, dtype=np.float64)
         npix = extent.sum(axis=1)
@@ -176,15 +221,22 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
     cls[marginal & (out["npix"] > 0)] = IGNORE
     visible = dispersed & ((ns >= rule.min_strong_pixels) | ((ns >= 2) & sharp_all))
     cls[visible & (out["npix"] > 0)] = PEAK
-    return SpotStats(cls=cls, extent=extents, **out)
+    return SpotStats(cls=cls, extent=extents, band=bands, **out)
+
+
+def _group_rows(patches: SpotPatches, stats: SpotStats):
+    """(group restricted to the examined rows, extent, band) per patch group."""
+    for g, (sub, extent), band in zip(patches.groups, stats.extent, stats.band or [None] * len(stats.extent)):
+        if sub is not None:
+            g = type(g)(g.rows[sub], g.index[sub], g.value[sub])
+        yield g, extent, band
 
 
 def paint_spot_labels(labels_flat: np.ndarray, patches: SpotPatches, stats: SpotStats) -> None:
-    """Write label 255 for marginal and then label 1 for visible spots' extents (in place)."""
+    """Write label 255 for marginal and then label 1 for visible spots' extents, then 255 on the
+    background pixels of the visible spots' bands (in place)."""
     for cls in (IGNORE, PEAK):
-        for g, (sub, extent) in zip(patches.groups, stats.extent):
-            if sub is not None:
-                g = type(g)(g.rows[sub], g.index[sub], g.value[sub])
+        for g, extent, _ in _group_rows(patches, stats):
             rows = stats.cls[g.rows] == cls
             if not np.any(rows):
                 continue
@@ -192,8 +244,31 @@ def paint_spot_labels(labels_flat: np.ndarray, patches: SpotPatches, stats: Spot
             if cls == IGNORE:
                 pix = pix[labels_flat[pix] != PEAK]
             labels_flat[pix] = cls
+    for g, _, band in _group_rows(patches, stats):
+        if band is None:
+            continue
+        rows = stats.cls[g.rows] == PEAK
+        if np.any(rows):
+            pix = g.index[rows][band[rows]]
+            labels_flat[pix[labels_flat[pix] == BACKGROUND]] = IGNORE
+
+
+def artifact_label_masks(artifact: np.ndarray, other_var: np.ndarray, rule: LabelRule = LabelRule(),
+                         k: float = None) -> tuple:
+    """(label 2, ignore band) masks of artifact scatter ``artifact`` (photons) over noise of
+    variance ``other_var``: label 2 where ``A >= max(k sqrt(V_other), artifact_min_photons)``
+    (``k`` default ``rule.artifact_k``), band where it is below that but ``A >= artifact_band_k
+    sqrt(V_other)`` (and ``>= artifact_band_k * artifact_min_photons``): the coin-toss edge."""
+    k = rule.artifact_k if k is None else k
+    sd = np.sqrt(np.maximum(other_var, 0))
+    lab2 = artifact >= np.maximum(k * sd, rule.artifact_min_photons)
+    if rule.artifact_band_k <= 0:
+        return lab2, np.zeros_like(lab2)
+    b = rule.artifact_band_k
+    band = ~lab2 & (artifact >= np.maximum(b * sd, b * rule.artifact_min_photons))
+    return lab2, band
 
 
 def artifact_label_mask(artifact: np.ndarray, other_var: np.ndarray, rule: LabelRule = LabelRule()) -> np.ndarray:
     """True where artifact scatter stands out of the rest of the noise (see the module doc)."""
-    return artifact >= np.maximum(rule.artifact_k * np.sqrt(np.maximum(other_var, 0)), rule.artifact_min_photons)
+    return artifact_label_masks(artifact, other_var, rule)[0]

@@ -103,6 +103,24 @@ class SimRanges:
     p_rings_hit: float = 0.08
     p_kapton: float = 0.08
     max_reflections: int = 5000  # busier frames get less mosaicity / bandwidth (see limit_reflections)
+    # CSPAD-like (XFEL) detectors: sharp spots of micro-crystals (real thermolysin CSPAD DIALS spots
+    # are 2-7 px, centre pixel ~10-160 photons); a fraction ``xfel_p_small`` of the frames draws
+    # sigma_px from ``xfel_sigma_px``, the rest from (xfel_sigma_px[1], 1.2)
+    xfel_sigma_px: tuple = (0.2, 0.55)
+    xfel_p_small: float = 0.8
+    xfel_spot_photons: tuple = (4.0, 1500.0)  # log
+    xfel_divergence_mrad: tuple = (0.003, 0.08)  # log
+    xfel_mosaicity_deg: tuple = (0.005, 0.08)  # log
+    xfel_bandwidth: tuple = (1e-4, 1.5e-3)  # log, RMS (SASE ~0.2-0.4 % FWHM)
+
+    def for_detector(self, det: DetectorModel) -> "SimRanges":
+        """The ranges used on ``det``: the ``xfel_*`` ones on CSPAD-like detectors."""
+        if det.kind != CSPAD:
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, spot_photons=self.xfel_spot_photons, divergence_mrad=self.xfel_divergence_mrad,
+                                   mosaicity_deg=self.xfel_mosaicity_deg, bandwidth=self.xfel_bandwidth)
 
 
 def _log_u(rng, lo_hi) -> float:
@@ -170,8 +188,9 @@ def draw_crystals(rng: np.random.Generator, r: SimRanges, strength_scale: float 
 
 def draw_spot_shape(rng: np.random.Generator, r: SimRanges, det: DetectorModel) -> SpotShape:
     lo, hi = r.sigma_px
-    if det.kind == CSPAD:  # XFEL micro-crystals on small pixels: compact spots
-        hi = min(hi, 1.1)
+    xfel = det.kind == CSPAD  # XFEL micro-crystals on small pixels: mostly sharp, compact spots
+    if xfel:
+        lo, hi = r.xfel_sigma_px if rng.random() < r.xfel_p_small else (r.xfel_sigma_px[1], 1.2)
     # real thaumatin spots are elongated ~1.6x along fs (a beam wider than high): "fixed" along a
     # detector axis is as common as along 2-theta (bandwidth) or across it (mosaic arcs)
     mode = str(rng.choice(["radial", "tangential", "fixed"], p=[0.3, 0.3, 0.4]))
@@ -179,8 +198,9 @@ def draw_spot_shape(rng: np.random.Generator, r: SimRanges, det: DetectorModel) 
     return SpotShape(
         sigma_px=float(rng.uniform(lo, hi)),
         sigma_jitter=float(rng.uniform(0.05, 0.3)),
-        lorentz=float(rng.uniform(0.0, 0.4)),
-        elongation=float(rng.uniform(1.5, 3.2)) if rng.random() < 0.7 else 1.0,
+        lorentz=float(rng.uniform(0.0, 0.2 if xfel else 0.4)),
+        elongation=(float(rng.uniform(1.2, 2.0)) if rng.random() < 0.3 else 1.0) if xfel else
+        (float(rng.uniform(1.5, 3.2)) if rng.random() < 0.7 else 1.0),
         elongated_fraction=float(rng.uniform(0.5, 1.0)),
         elongation_mode=mode,
         elongation_angle_deg=angle,
@@ -235,6 +255,7 @@ def draw_frame_params(kind: str, det: DetectorModel, seed: int, ranges: SimRange
     if kind not in KINDS:
         raise ValueError(f"frame kind must be one of {KINDS}, not {kind!r}")
     rng = np.random.default_rng(seed)
+    ranges = ranges.for_detector(det)
     wl = 12398.419843320026 / (photon_energy_ev or det.photon_energy_ev)
     bg, level = draw_background(rng, ranges, det, wl)
     p = FrameParams(kind=kind, seed=int(rng.integers(2**31)),

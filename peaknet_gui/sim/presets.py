@@ -47,8 +47,8 @@ def thermolysin_cspad_like(det, seed: int, *, strength_scale: float = 1.0) -> Fr
                             domain_size_um=1.0, b_factor=20.0, d_limit_a=2.0,
                             strength=float(400.0 * strength_scale * np.exp(rng.normal(0, 0.4))))
     return FrameParams(kind="hit", seed=int(rng.integers(2**31)), photon_energy_ev=det.photon_energy_ev,
-                       bandwidth=1.5e-3, background=bg, crystals=[crystal],
-                       spot=SpotShape(sigma_px=0.5, sigma_jitter=0.1, lorentz=0.1))
+                       bandwidth=8e-4, background=bg, crystals=[crystal],
+                       spot=SpotShape(sigma_px=0.3, sigma_jitter=0.15, lorentz=0.1))
 
 
 PRESETS = {"thaumatin": thaumatin_like, "thermolysin-cspad": thermolysin_cspad_like}

@@ -47,42 +47,91 @@ def read_dials_spots(path) -> SpotTable:
 
 
 def _box_sums(a: np.ndarray, k: int) -> np.ndarray:
-    """Sum over the (2k+1)^2 box around every pixel (zero padding), via summed-area tables."""
-    p = np.pad(a, ((k + 1, k), (k + 1, k)))
-    c = p.cumsum(0).cumsum(1)
+    """Sum over the (2k+1)^2 box around every pixel (zero padding): a separable running mean
+    (accumulated in double precision), in ``a``'s floating dtype."""
+    from scipy import ndimage
+
     n = 2 * k + 1
-    return c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+    return ndimage.uniform_filter(a, n, mode="constant", output=a.dtype) * a.dtype.type(n * n)
 
 
 def dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, kernel: int = 3,
                     sigma_background: float = 6.0, sigma_strong: float = 3.0, global_threshold: float = 0.0,
-                    min_count: int = 2) -> tuple:
-    """(strong pixel mask, box mean) of DIALS' classic dispersion threshold."""
-    img = np.asarray(data, dtype=np.float64)
-    ok = np.isfinite(img) & (img >= 0)
+                    min_count: int = 2, negative_ok: bool = False, dtype=np.float64) -> tuple:
+    """(strong pixel mask, box mean) of DIALS' classic dispersion threshold.
+
+    Negative (and non-finite) values are unusable unless ``negative_ok`` (images in photons after
+    subtracting an offset, where read noise makes negative values legitimate).  ``dtype``
+    float32 halves the time on large frames (the simulator's labels); the box sums are still
+    accumulated in double precision."""
+    img = np.asarray(data, dtype=dtype)
+    ok = np.isfinite(img)
+    if not negative_ok:
+        ok &= img >= 0
     if bad is not None:
         ok &= ~bad
-    x = np.where(ok, img, 0.0)
-    m = _box_sums(ok.astype(np.float64), kernel)
+    f = img.dtype.type
+    x = np.where(ok, img, f(0))
+    m = _box_sums(ok.astype(img.dtype), kernel)
     s = _box_sums(x, kernel)
-    s2 = _box_sums(x * x, kernel)
     with np.errstate(invalid="ignore", divide="ignore"):
-        a = m * s2 - s * s
-        b = m * x - s
-        c = gain * s * (m - 1 + sigma_background * np.sqrt(2 * np.maximum(m - 1, 0)))
-        d = sigma_strong * np.sqrt(np.maximum(gain * s * m, 0))
-        strong = ok & (m >= min_count) & (a > c) & (b > d) & (x > global_threshold)
-        mean = np.where(m > 0, s / np.maximum(m, 1), 0.0)
+        # the strong test first, on the whole frame; the dispersion test only where it passes
+        gsm = f(gain) * s * m
+        np.maximum(gsm, f(0), out=gsm)
+        np.sqrt(gsm, out=gsm)
+        gsm *= f(sigma_strong)
+        b = m * x
+        b -= s
+        cand = (b > gsm) & ok & (x > global_threshold) & (m >= min_count - 0.5)
+        del b, gsm
+        strong = np.zeros(img.shape, dtype=bool)
+        i = np.flatnonzero(cand)
+        if len(i):
+            s2 = _box_sums(x * x, kernel).ravel()[i]
+            mi, si = m.ravel()[i], s.ravel()[i]
+            mm1 = np.maximum(mi - 1, f(0))
+            strong.ravel()[i] = mi * s2 - si * si > f(gain) * si * (mm1 + f(sigma_background) * np.sqrt(2 * mm1))
+        mean = np.where(m > 0.5, s / np.maximum(m, f(1)), f(0))
     return strong, mean
 
 
-def dispersion_spots(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, min_spot_size: int = 3,
-                     max_spot_size: int = 1000, **kw) -> SpotTable:
-    """Spots of :func:`dispersion_mask` (see the module doc)."""
+def panel_dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Optional[list] = None,
+                          **kw) -> tuple:
+    """:func:`dispersion_mask` panel by panel (``panels``: slices of the data array; None = the
+    whole array as one panel), as DIALS does: no box straddles two panels of a multi-panel slab."""
+    if not panels:
+        return dispersion_mask(data, bad, **kw)
+    strong = np.zeros(np.shape(data), dtype=bool)
+    mean = np.zeros(np.shape(data), dtype=kw.get("dtype", np.float64))
+    for sl in panels:
+        strong[sl], mean[sl] = dispersion_mask(data[sl], None if bad is None else bad[sl], **kw)
+    return strong, mean
+
+
+def label_groups(strong: np.ndarray, panels: Optional[list] = None) -> tuple:
+    """8-connected groups of strong pixels (label image, count), never joined across panels."""
     from scipy import ndimage
 
-    strong, mean = dispersion_mask(data, bad, gain=gain, **kw)
-    lab, n = ndimage.label(strong, structure=np.ones((3, 3)))
+    eight = np.ones((3, 3), dtype=bool)
+    if not panels:
+        return ndimage.label(strong, structure=eight)
+    lab = np.zeros(strong.shape, dtype=np.int32)
+    n = 0
+    for sl in panels:
+        part, k = ndimage.label(strong[sl], structure=eight)
+        lab[sl] = np.where(part > 0, part + n, 0)
+        n += k
+    return lab, n
+
+
+def dispersion_spots(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, min_spot_size: int = 3,
+                     max_spot_size: int = 1000, panels: Optional[list] = None, **kw) -> SpotTable:
+    """Spots of :func:`dispersion_mask` (see the module doc); ``panels``: slices of the panels of
+    a multi-panel slab (each found separately, as DIALS does)."""
+    from scipy import ndimage
+
+    strong, mean = panel_dispersion_mask(data, bad, panels, gain=gain, **kw)
+    lab, n = label_groups(strong, panels)
     if n == 0:
         z = np.zeros(0)
         return SpotTable(z, z, z, z, z, z)

@@ -1,0 +1,57 @@
+"""The shipped weights: present, checksum verified, small, and reproducing their recorded class map."""
+
+import json
+
+import pytest
+import torch
+
+from peaknet_gui.model import selfcheck
+from peaknet_gui.model.weights import default_weights_path, load_weights, sidecar_path
+
+
+def test_shipped_weights_load_and_match_checksum():
+    path = default_weights_path()
+    assert path.exists(), f"shipped weights missing: {path}"
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    net, info = load_weights()
+    assert info.verified
+    side = json.loads(sidecar_path(path).read_text())
+    assert side["sha256"] == info.sha256
+    assert info.config.name == "fast"
+    assert "metrics" in info.metadata and "reference_check" in info.metadata
+
+
+def test_shipped_weights_reproduce_recorded_class_map():
+    torch.set_num_threads(1)
+    net, info = load_weights()
+    record = info.metadata["reference_check"]
+    # float rounding across CPUs may flip a pixel on a decision boundary, nothing more
+    assert selfcheck.mismatch_fraction(net, record) <= 0.002
+    classes = selfcheck.class_map(net)
+    assert (classes == 1).any() and (classes == 2).any()  # the frame's spots and ring are found
+
+
+def test_reference_frame_is_deterministic():
+    a = selfcheck.reference_frame()
+    b = selfcheck.reference_frame()
+    assert a.shape == selfcheck.REFERENCE_SHAPE and (a == b).all()
+    rec = selfcheck.encode((a > 5).astype("uint8"))
+    assert (selfcheck.decode(rec) == (a > 5)).all()
+
+
+def test_corrupted_copy_of_shipped_weights_is_refused(tmp_path):
+    import shutil
+
+    from peaknet_gui.errors import ModelError
+
+    src = default_weights_path()
+    if not src.exists():
+        pytest.fail(f"shipped weights missing: {src}")
+    dst = tmp_path / src.name
+    shutil.copy(src, dst)
+    shutil.copy(sidecar_path(src), sidecar_path(dst))
+    raw = bytearray(dst.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    dst.write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        load_weights(dst)
