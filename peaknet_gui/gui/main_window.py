@@ -19,6 +19,7 @@ from . import dialogs
 from .actions import SHORTCUTS, build_actions
 from .controller import RunController
 from .docks.automask import AutoMaskDock
+from .docks.calibration import install_calibration_dock
 from .docks.frame_info import FrameInfoDock
 from .docks.peak_finding import PeakFindingDock
 from .docks.run_overview import RunOverviewDock
@@ -88,6 +89,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.add_dock(self.docks["overview"], "bottom")
         self.resizeDocks([self.docks["peaks"], self.docks["info"]], [330, 330], Qt.Horizontal)
         self.resizeDocks([self.docks["overview"]], [180], Qt.Vertical)
+        install_calibration_dock(self)  # hidden; Tools > Calibration... shows it
 
         self.status_label = QtWidgets.QLabel("")
         self.readout_label = QtWidgets.QLabel("")
