@@ -138,8 +138,13 @@ def test_artifacts_only_where_asked(small_ccd):
     ss, fs = np.nonzero(lab2)
     tth = np.arctan2(np.hypot(*small_ccd.geometry.lab_xyz(fs, ss)[:2]), small_ccd.geometry.lab_xyz(fs, ss)[2])
     assert np.abs(tth - 2 * np.arcsin(wl / 8.0)).max() < np.deg2rad(0.5)
-    # same spots either way (the ring is added, the crystal untouched)
-    assert len(g.peaks) >= 0.9 * len(f.peaks)
+    # same spots either way away from the ring (the ring is added, the crystal untouched; spots
+    # on it merge into the ring's strong pixels, as with DIALS, and become "don't care")
+    def off_ring(pk):
+        x, y, z = small_ccd.geometry.lab_xyz(pk.fs, pk.ss)
+        return np.abs(np.arctan2(np.hypot(x, y), z) - 2 * np.arcsin(wl / 8.0)) > np.deg2rad(1.0)
+
+    assert off_ring(g.peaks).sum() >= 0.95 * off_ring(f.peaks).sum() > 20
     # a beamstop shadow is an artifact only when asked
     bs = Beamstop(radius_px=10.0, arm_width_px=6.0, arm_angle_deg=30.0, transmission=0.01)
     h = simulate_frame(small_ccd, dataclasses.replace(p, beamstop=bs))

@@ -203,9 +203,9 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
     if rule.mode == "observed" and np.any(stats.npix > 0):
         from .observed import observed_classes, observed_strong, panel_slices
 
-        strong = observed_strong(data, bad, det, personality, rule)
+        strong, photon_img = observed_strong(data, bad, det, personality, rule, with_image=True)
         stats.cls_expected = stats.cls
-        stats.cls, merged = observed_classes(patches, stats, strong, rule, panel_slices(det))
+        stats.cls, merged = observed_classes(patches, stats, strong, rule, panel_slices(det), image=photon_img)
     elif rule.mode not in ("observed", "expected"):
         raise ValueError(f"label mode must be 'observed' or 'expected', not {rule.mode!r}")
     paint_spot_labels(labels, patches, stats)

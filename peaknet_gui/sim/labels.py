@@ -84,6 +84,8 @@ class LabelRule:
     max_spot_size: int = 1000
     observed_sigma_background: float = 6.0  # DIALS' defaults for the test on the written frame
     observed_sigma_strong: float = 3.0
+    observed_algorithm: str = "dispersion_extended"  # DIALS' default threshold ("dispersion": the classic one)
+    max_separation: float = 2.0  # DIALS' peak-to-centroid filter: groups failing it make their spots 255
     cspad_min_spot_size: int = 2  # CSPAD-like detectors: DIALS min_spot_size 2 ...
     cspad_global_threshold: float = 4.0  # ... global_threshold 100 ADU at gain 25 = 4 photons
 

@@ -106,9 +106,9 @@ class SimRanges:
     # CSPAD-like (XFEL) detectors: sharp spots of micro-crystals (real thermolysin CSPAD DIALS spots
     # are 2-7 px, centre pixel ~10-160 photons); a fraction ``xfel_p_small`` of the frames draws
     # sigma_px from ``xfel_sigma_px``, the rest from (xfel_sigma_px[1], 1.2)
-    xfel_sigma_px: tuple = (0.2, 0.55)
+    xfel_sigma_px: tuple = (0.15, 0.45)
     xfel_p_small: float = 0.8
-    xfel_spot_photons: tuple = (4.0, 1500.0)  # log
+    xfel_spot_photons: tuple = (3.0, 400.0)  # log (with these, DIALS-extended n_signal <= 3 for ~40 % of spots; real 60-85 %)
     xfel_divergence_mrad: tuple = (0.003, 0.08)  # log
     xfel_mosaicity_deg: tuple = (0.005, 0.08)  # log
     xfel_bandwidth: tuple = (1e-4, 1.5e-3)  # log, RMS (SASE ~0.2-0.4 % FWHM)
