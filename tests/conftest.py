@@ -32,3 +32,21 @@ def real_file(relpath: str) -> Path:
     if not p.exists():
         pytest.skip(f"real data file not found: {p}")
     return p
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """GUI tests: the dialog functions record (title, text) instead of blocking on a box."""
+    from _gui_support import Recorder
+
+    return Recorder().install(monkeypatch)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, recorder):
+    """GUI tests: a main window with the real analyzer and shared model (skips without weights)."""
+    from _gui_support import make_window
+
+    w = make_window(qtbot, tmp_path)
+    yield w
+    w.close()

@@ -10,14 +10,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, analyzer_factory, make_window, open_demo, shared_predictor, wait_complete  # noqa: E402
+from _gui_support import analyzer_factory, make_window, open_demo, shared_predictor, wait_complete  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
 
 
 def _count_model_runs(monkeypatch, predictor) -> list:

@@ -11,21 +11,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, make_window, open_demo, wait_complete  # noqa: E402
+from _gui_support import make_window, open_demo, wait_complete  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, recorder):
-    w = make_window(qtbot, tmp_path)
-    yield w
-    w.close()
 
 
 def test_open_demo_step_and_jump(qtbot, window, recorder):

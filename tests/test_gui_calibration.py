@@ -14,25 +14,13 @@ from scipy.ndimage import median_filter
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, make_window, open_demo, wait_complete  # noqa: E402
+from _gui_support import open_demo, wait_complete  # noqa: E402
 
 from tests.conftest import real_file  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
 AGBH_D001_A = 58.38  # silver behenate's long spacing; its rings are the orders d = d001 / l
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, recorder):
-    w = make_window(qtbot, tmp_path)
-    yield w
-    w.close()
 
 
 def _demo_frame(kind: str) -> int:

@@ -10,21 +10,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, make_window, open_demo, wait_complete  # noqa: E402
+from _gui_support import open_demo, wait_complete  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, recorder):
-    w = make_window(qtbot, tmp_path)
-    yield w
-    w.close()
 
 
 def _expect_error(qtbot, window, recorder, action, *needles, timeout=30000):

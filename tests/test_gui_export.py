@@ -9,21 +9,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, make_window, open_demo  # noqa: E402
+from _gui_support import open_demo  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, recorder):
-    w = make_window(qtbot, tmp_path)
-    yield w
-    w.close()
 
 
 def _export_via_action(qtbot, window, monkeypatch, recorder, options):

@@ -10,14 +10,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from _gui_support import Recorder, make_window, open_demo  # noqa: E402
+from _gui_support import make_window, open_demo  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
 
 
 def _grab(qtbot, view):

@@ -55,6 +55,18 @@ def _box_sums(a: np.ndarray, k: int) -> np.ndarray:
     return ndimage.uniform_filter(a, n, mode="constant", output=a.dtype) * a.dtype.type(n * n)
 
 
+def _usable_image(data, bad, negative_ok: bool, dtype) -> tuple:
+    """(usable mask, image with unusable pixels set to 0, scalar type) for the thresholds."""
+    img = np.asarray(data, dtype=dtype)
+    ok = np.isfinite(img)
+    if not negative_ok:
+        ok &= img >= 0
+    if bad is not None:
+        ok &= ~bad
+    f = img.dtype.type
+    return ok, np.where(ok, img, f(0)), f
+
+
 def dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain: float = 1.0, kernel: int = 3,
                     sigma_background: float = 6.0, sigma_strong: float = 3.0, global_threshold: float = 0.0,
                     min_count: int = 2, negative_ok: bool = False, dtype=np.float64) -> tuple:
@@ -64,15 +76,8 @@ def dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain:
     subtracting an offset, where read noise makes negative values legitimate).  ``dtype``
     float32 halves the time on large frames (the simulator's labels); the box sums are still
     accumulated in double precision."""
-    img = np.asarray(data, dtype=dtype)
-    ok = np.isfinite(img)
-    if not negative_ok:
-        ok &= img >= 0
-    if bad is not None:
-        ok &= ~bad
-    f = img.dtype.type
-    x = np.where(ok, img, f(0))
-    m = _box_sums(ok.astype(img.dtype), kernel)
+    ok, x, f = _usable_image(data, bad, negative_ok, dtype)
+    m = _box_sums(ok.astype(x.dtype), kernel)
     s = _box_sums(x, kernel)
     with np.errstate(invalid="ignore", divide="ignore"):
         # the strong test first, on the whole frame; the dispersion test only where it passes
@@ -84,7 +89,7 @@ def dispersion_mask(data: np.ndarray, bad: Optional[np.ndarray] = None, *, gain:
         b -= s
         cand = (b > gsm) & ok & (x > global_threshold) & (m >= min_count - 0.5)
         del b, gsm
-        strong = np.zeros(img.shape, dtype=bool)
+        strong = np.zeros(x.shape, dtype=bool)
         i = np.flatnonzero(cand)
         if len(i):
             s2 = _box_sums(x * x, kernel).ravel()[i]
@@ -116,15 +121,8 @@ def dispersion_extended_mask(data: np.ndarray, bad: Optional[np.ndarray] = None,
     which makes it markedly more conservative than the classic test on noisy frames."""
     from scipy import ndimage
 
-    img = np.asarray(data, dtype=dtype)
-    ok = np.isfinite(img)
-    if not negative_ok:
-        ok &= img >= 0
-    if bad is not None:
-        ok &= ~bad
-    f = img.dtype.type
-    x = np.where(ok, img, f(0))
-    m = _box_sums(ok.astype(img.dtype), kernel)
+    ok, x, f = _usable_image(data, bad, negative_ok, dtype)
+    m = _box_sums(ok.astype(x.dtype), kernel)
     s = _box_sums(x, kernel)
     s2 = _box_sums(x * x, kernel)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -139,7 +137,7 @@ def dispersion_extended_mask(data: np.ndarray, bad: Optional[np.ndarray] = None,
     del not_bg
     bg_ok = ok & ~core
     k2 = int(kernel) + 2
-    mb = _box_sums(bg_ok.astype(img.dtype), k2)
+    mb = _box_sums(bg_ok.astype(x.dtype), k2)
     sb = _box_sums(np.where(bg_ok, x, f(0)), k2)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(mb >= 1.5, sb / np.maximum(mb, f(1)), f(0))
