@@ -34,7 +34,10 @@ class RunOverviewDock(QtWidgets.QDockWidget):
         self.rate_plot.setLabel("bottom", "frame")
         self.peaks_plot.setLabel("bottom", "frame")
         self.rate_plot.setYRange(0, 100, padding=0.05)
+        self.rate_plot.getAxis("left").setTicks([[(v, str(v)) for v in (0, 25, 50, 75, 100)]])
         for p in (self.peaks_plot, self.rate_plot):
+            for side in ("bottom", "left"):
+                p.getAxis(side).enableAutoSIPrefix(False)  # frame numbers and counts, never "x0.001"
             p.showGrid(x=True, y=True, alpha=0.2)
             p.setMenuEnabled(False)
             p.getViewBox().setMouseEnabled(x=True, y=False)
