@@ -188,3 +188,20 @@ def test_new_geometry_moves_beam_and_rings(qtbot, window, tmp_path):
         window.worker.set_geometry(str(path))
     assert window.worker.run_info.request.geometry_path == str(path)
     assert "moved.geom" in window.worker.run_info.geometry_text
+
+
+def test_shortcut_list_names_every_bound_key(window):
+    """Help > Keyboard shortcuts lists exactly the keys the window's actions are bound to."""
+    from peaknet_gui.gui.actions import SHORTCUTS
+    from peaknet_gui.gui.qt import QtGui
+
+    names = {"\u2190": "Left", "\u2192": "Right"}
+    listed = set()
+    for keys, _ in SHORTCUTS:
+        if keys.startswith("wheel"):
+            continue
+        for k in keys.split(" / "):
+            listed.add(QtGui.QKeySequence(names.get(k, k)).toString())
+    bound = {s.toString() for a in window.actions() for s in a.shortcuts() if not s.isEmpty()}
+    assert "Ctrl+Shift+C" in bound  # the calibration dock's action
+    assert listed == bound

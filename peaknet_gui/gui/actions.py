@@ -120,8 +120,12 @@ SHORTCUTS = (
     ("K / M / S", "show peaks / auto-mask / static mask"),
     ("R / B", "resolution rings / beam centre"),
     ("L / F", "log scale / fit the detector"),
-    ("Ctrl+O / Ctrl+G", "open run / geometry"),
+    ("Ctrl+O / Ctrl+Shift+O", "open run / directory"),
+    ("Ctrl+G", "open geometry"),
     ("Ctrl+E / Ctrl+Shift+M", "export peaks / export mask"),
     ("Ctrl+Shift+S", "screenshot"),
+    ("Ctrl+Shift+C", "calibration (ring fit on a calibrant frame)"),
+    ("F1", "this list"),
+    ("Ctrl+Q", "quit"),
     ("wheel / drag / double-click", "zoom / pan / fit"),
 )
