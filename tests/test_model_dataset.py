@@ -6,7 +6,7 @@ import pytest
 from _model_data import make_labelled_run
 from peaknet_gui.errors import InputError
 from peaknet_gui.model.augment import AugmentSettings, augment_crop, augment_frame, bin2x2, crop_with_rotation
-from peaknet_gui.model.dataset import FramePool, LabelledRun, split_frames, write_labels
+from peaknet_gui.model.dataset import FramePool, LabelledRun, split_frames, spread_across_runs, write_labels
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,14 @@ def test_split_by_frame():
     assert not set(train) & set(val)
     assert (1, 0) in train
     assert split_frames([10, 1, 5], 0.2, 0) == (train, val)
+
+
+def test_capped_validation_covers_every_run():
+    _, val = split_frames([40, 40, 40, 12, 30], val_fraction=0.1, seed=3)
+    picked = spread_across_runs(val, 8)
+    assert len(picked) == 8 and set(picked) <= set(val)
+    assert {r for r, _ in picked} == {0, 1, 2, 3, 4}  # the first runs alone would fill the cap
+    assert sorted(spread_across_runs(val, 100)) == sorted(val)  # no cap: all of them, once
 
 
 def test_labelled_run_and_truth(run_path):

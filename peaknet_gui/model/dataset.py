@@ -209,6 +209,21 @@ def split_frames(lengths: Sequence[int], val_fraction: float = 0.1, seed: int = 
     return train, val
 
 
+def spread_across_runs(frames: Sequence[Tuple[int, int]], limit: int) -> List[Tuple[int, int]]:
+    """At most ``limit`` of ``frames`` (run index, frame index), taken round-robin over the runs so
+    that a capped validation set covers every detector kind rather than the first runs only."""
+    by_run: dict = {}
+    for r, i in frames:
+        by_run.setdefault(r, []).append((r, i))
+    queues = [by_run[r] for r in sorted(by_run)]
+    picked: List[Tuple[int, int]] = []
+    depth = 0
+    while len(picked) < limit and any(depth < len(q) for q in queues):
+        picked += [q[depth] for q in queues if depth < len(q)][: limit - len(picked)]
+        depth += 1
+    return picked
+
+
 @dataclass
 class PreparedFrame:
     """A normalised frame with its labels and where its peaks/artifacts are (for sampling)."""

@@ -35,7 +35,7 @@ import torch
 from ..errors import DeviceError, InputError, ModelError
 from ..export.atomic import atomic_path, atomic_write
 from .augment import AugmentSettings
-from .dataset import FramePool, LabelledRun, split_frames
+from .dataset import FramePool, LabelledRun, split_frames, spread_across_runs
 from .loss import DEFAULT_ALPHA, focal_loss
 from .normalize import NORMALIZATION
 from .unet import PeakNet, PeakNetConfig
@@ -197,7 +197,7 @@ def train(s: TrainSettings, *, callback=None) -> dict:
 
     aug = AugmentSettings(**s.augment)
     pool = FramePool(runs, train_frames, s.pool_size, rng, aug)
-    val = [(runs[r], i) for r, i in val_frames[: s.max_val_frames]]
+    val = [(runs[r], i) for r, i in spread_across_runs(val_frames, s.max_val_frames)]
 
     log_path = out / "train_log.jsonl"
     bar = None
