@@ -122,3 +122,20 @@ def test_wrong_calibrant():
     frame = simulate_calibrant_frame(true, "CeO2", 0.5, seed=2)
     with pytest.raises(CalibrationError, match="AgBh"):
         calibrate(frame.data, true, "AgBh", 0.5, bad=frame.bad)
+
+
+@pytest.mark.parametrize("search_px", [64.0, 128.0, 200.0])
+def test_wide_beam_search_keeps_the_true_centre(search_px):
+    """A wide search grid (the GUI's 128 px) must not prefer a far centre whose annuli merely cut
+    the detector unevenly (it did, by ~190 px, on the demo's AgBh frame)."""
+    from peaknet_gui.calib.frame_input import read_calibrant_frame
+    from peaknet_gui.geometry.crystfel_geom import read_geom
+    from peaknet_gui.sim.demo import demo_kinds
+    from peaknet_gui.sources.demo import DEMO_FRAMES, demo_run_path
+
+    path = demo_run_path()  # the built-in demo run (simulated on first use)
+    true = read_geom(path.with_suffix(".geom"))
+    frame = read_calibrant_frame(path, index=demo_kinds(DEMO_FRAMES).index("calibrant"))
+    res = calibrate(frame, _start(true, 20.0, -15.0, 1.04), "AgBh", search_px=search_px)
+    err = np.subtract(res.beam_center, true.beam_center(0))
+    assert np.all(np.abs(err) <= 0.5), f"beam centre error {err} px"

@@ -59,9 +59,14 @@ def _type_start(qtbot, dock, beam_fs: float, beam_ss: float, distance_mm: float)
 def _fit(qtbot, dock):
     from peaknet_gui.gui.qt import Qt
 
-    with qtbot.waitSignal(dock.fitFinished, timeout=180000) as blocker:
-        qtbot.mouseClick(dock.fit_button, Qt.LeftButton)
-    return blocker.args[0]
+    done, failed = [], []
+    dock.fitFinished.connect(done.append)
+    dock.fitFailed.connect(failed.append)
+    qtbot.mouseClick(dock.fit_button, Qt.LeftButton)
+    # a failed fit ends the wait too, and is reported with its message rather than as a time-out
+    qtbot.waitUntil(lambda: bool(done or failed), timeout=180000)
+    assert not failed, f"fit failed: {failed[0]}"
+    return done[0]
 
 
 def _ring_radius_px(order: int, wavelength_a: float, distance_m: float, pixel_m: float) -> float:
@@ -105,7 +110,12 @@ def test_demo_calibrant_profile_fit_and_save(qtbot, window, recorder, tmp_path, 
     for q in q_expected[:6]:
         near = np.abs(x - q) < 0.02
         assert abs(x[near][np.argmax(y[near])] - q) < 0.004, f"no profile peak at the ring q = {q:.4f}"
-        assert np.max(y[near]) > 1.15 * np.median(y[(x > q - 0.06) & (x < q + 0.06)])
+        # and stands out of the profile's scatter on its flanks (ring contrast varies frame to frame;
+        # its significance is what makes a ring usable for the fit)
+        flank = y[(np.abs(x - q) > 0.02) & (np.abs(x - q) < 0.06)]
+        base = np.median(flank)
+        scatter = 1.4826 * np.median(np.abs(flank - base))
+        assert np.max(y[near]) - base > 4 * scatter, f"ring at q = {q:.4f} not above the profile's scatter"
 
     # rings on the image: circles around the beam (scene = pixel index + 0.5) with Bragg's radii
     exp = dock.overlay.expected

@@ -5,9 +5,13 @@ the ring spacing.  A user's rough start may be tens of pixels and ~10 % off, so 
 
 1. **Ring pixels**: a variance-stabilised (square-root) frame minus its local mean (a box of
    ``box`` pixels, masked pixels excluded) -- pixels above 3 robust sigmas are ring candidates.
-2. **Beam centre**: the lab point around which the candidates' radii are most concentrated
-   (sum of squared radius-histogram counts), searched on a grid around the start and refined
-   coarse-to-fine (8, 2, 0.5, 0.125 px).  Works for full rings and for arcs of a beam centre
+2. **Beam centre**: the lab point around which the candidates' radii are most concentrated,
+   searched on a grid around the start and refined coarse-to-fine (8, 2, 0.5, 0.125 px).  On
+   the wide first grid the measure is the excess over what a uniform spread of candidates over
+   the detector would give at that centre (chi-square of the radius histogram against one of a
+   sample of all valid pixels): the plain sum of squared counts also rewards centres whose
+   annuli merely cut the detector unevenly, which far from the start can beat the true centre;
+   the finer stages, a few pixels wide, use the sum of squared counts.  Works for full rings and for arcs of a beam centre
    off the detector, and for several panels (radii are measured in the lab frame).
 3. **Ring radii**: peaks of the fraction of candidate pixels per annulus, sub-pixel centroids.
 4. **Distance**: the scale ``D`` at which the calibrant's ring radii ``D tan(2 theta_n)`` best
@@ -100,17 +104,33 @@ def _concentration(x, y, cx, cy, binw) -> float:
     return float(np.sum(h * h))
 
 
-def find_beam_shift(x: np.ndarray, y: np.ndarray, search_px: float = 64.0) -> tuple:
-    """Lab point (dx, dy) (pixels, relative to the current beam) the ring pixels are centred on."""
+def _excess_concentration(x, y, xa, ya, cx, cy, binw) -> float:
+    """Chi-square of the candidates' radius histogram against the one expected if they were
+    spread like the valid pixels ``xa, ya`` (a sample) around the same centre."""
+    rc = (np.hypot(x - cx, y - cy) / binw).astype(np.int64)
+    ra = (np.hypot(xa - cx, ya - cy) / binw).astype(np.int64)
+    nb = int(max(rc.max(initial=0), ra.max(initial=0))) + 1
+    h = np.bincount(rc, minlength=nb).astype(np.float64)
+    e = np.bincount(ra, minlength=nb).astype(np.float64) * (len(x) / max(len(xa), 1))
+    return float(np.sum((h - e) ** 2 / (e + 1.0)))
+
+
+def find_beam_shift(x: np.ndarray, y: np.ndarray, search_px: float = 64.0,
+                    all_xy: Optional[tuple] = None) -> tuple:
+    """Lab point (dx, dy) (pixels, relative to the current beam) the ring pixels are centred on.
+    ``all_xy``: lab x, y of a sample of all valid pixels, for the first (wide) grid (module doc)."""
     c = (0.0, 0.0)
     stages = [(search_px, max(search_px / 8.0, 2.0), 4.0), (8.0, 2.0, 1.0), (2.0, 0.5, 0.5), (0.5, 0.125, 0.25)]
-    for span, step, binw in stages:
+    for k, (span, step, binw) in enumerate(stages):
         n = int(round(span / step))
-        best = (-1.0, c)
+        best = (-np.inf, c)
         for i in range(-n, n + 1):
             for j in range(-n, n + 1):
                 cc = (c[0] + i * step, c[1] + j * step)
-                s = _concentration(x, y, cc[0], cc[1], binw)
+                if k == 0 and all_xy is not None:
+                    s = _excess_concentration(x, y, all_xy[0], all_xy[1], cc[0], cc[1], binw)
+                else:
+                    s = _concentration(x, y, cc[0], cc[1], binw)
                 if s > best[0]:
                     best = (s, cc)
         c = best[1]
@@ -228,10 +248,16 @@ def coarse_search(
     d0 = geometry.mean_camera_length()
     zc = z.ravel()[idx] / d0  # project radii onto the plane at the start distance
     xc, yc = x.ravel()[idx] / zc, y.ravel()[idx] / zc
-    dx, dy = find_beam_shift(xc, yc, search_px)
-    rho_c = np.hypot(xc - dx, yc - dy)
     zall = z[valid] / d0
-    rho_all = np.hypot(x[valid] / zall - dx, y[valid] / zall - dy)
+    xa, ya = x[valid] / zall, y[valid] / zall
+    if len(xa) > 200_000:  # a sample is enough for the expected (uniform) histogram
+        pick = np.random.default_rng(0).choice(len(xa), 200_000, replace=False)
+        sample = (xa[pick], ya[pick])
+    else:
+        sample = (xa, ya)
+    dx, dy = find_beam_shift(xc, yc, search_px, all_xy=sample)
+    rho_c = np.hypot(xc - dx, yc - dy)
+    rho_all = np.hypot(xa - dx, ya - dy)
     obs = observed_rings(rho_c, rho_all)
     if len(obs.radius_px) < min_rings:
         raise CalibrationError(
