@@ -55,7 +55,7 @@ def test_module_and_errors():
     logits = torch.zeros(1, 3, 2, 2, requires_grad=True)
     loss = m(logits, torch.tensor([[[0, 1], [2, 255]]]))
     # uniform probabilities 1/3: (2/3)^2 * log 3 * alpha, mean over 3 labelled pixels
-    assert float(loss) == pytest.approx((4 / 9) * math.log(3) * (1 + 2 + 3) / 3, rel=1e-6)
+    assert loss.item() == pytest.approx((4 / 9) * math.log(3) * (1 + 2 + 3) / 3, rel=1e-6)
     loss.backward()
     assert logits.grad is not None
     with pytest.raises(ValueError):
