@@ -81,20 +81,27 @@ def observed_strong(data: np.ndarray, bad: np.ndarray, det: DetectorModel, pers:
 
 
 def _separated_groups(comp: np.ndarray, n: int, image: np.ndarray) -> np.ndarray:
-    """Per group (index 0 = none): True where its brightest pixel lies farther from its
-    intensity-weighted centroid than allowed (computed by the caller's threshold)."""
-    from scipy import ndimage
-
-    idx = np.arange(1, n + 1)
-    w = np.where(comp > 0, np.maximum(image, 0), 0).astype(np.float64)
-    tot = ndimage.sum(w, comp, idx)
-    ssi, fsi = np.indices(comp.shape)
+    """Per group (index 0 = none): how far its brightest pixel lies from its intensity-weighted
+    centroid, in pixels (the caller applies the threshold).  Computed on the grouped pixels only
+    (bincount), not over the whole frame; ties of the brightest value go to the first pixel in
+    raster order, as ``scipy.ndimage.maximum_position`` does."""
+    flat = np.flatnonzero(comp)
+    sep = np.zeros(n + 1)
+    if flat.size == 0:
+        return sep
+    lab = comp.ravel()[flat].astype(np.int64)
+    w = np.maximum(image.ravel()[flat], 0).astype(np.float64)
+    ss, fs = np.divmod(flat, comp.shape[1])
+    tot = np.bincount(lab, w, minlength=n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cs = ndimage.sum(w * ssi, comp, idx) / tot
-        cf = ndimage.sum(w * fsi, comp, idx) / tot
-    peak = np.asarray(ndimage.maximum_position(w, comp, idx), dtype=np.float64).reshape(-1, 2)
-    sep = np.hypot(peak[:, 0] - cs, peak[:, 1] - cf)
-    return np.concatenate([[0.0], np.nan_to_num(sep, nan=0.0)])
+        cs = np.bincount(lab, w * ss, minlength=n + 1) / tot
+        cf = np.bincount(lab, w * fs, minlength=n + 1) / tot
+    order = np.lexsort((flat, -w, lab))  # by group, brightest first, then raster order
+    starts = order[np.r_[0, np.flatnonzero(np.diff(lab[order])) + 1]]
+    g = lab[starts]
+    with np.errstate(invalid="ignore"):
+        sep[g] = np.nan_to_num(np.hypot(ss[starts] - cs[g], fs[starts] - cf[g]), nan=0.0)
+    return sep
 
 
 def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray, rule: LabelRule,
