@@ -180,6 +180,35 @@ def test_demo_calibrant_profile_fit_and_save(qtbot, window, recorder, tmp_path, 
     assert not recorder.errors
 
 
+def test_cancel_then_fit_with_tilt(qtbot, window, recorder):
+    """Cancel drops the running fit's result; a fit with "fit tilt" then refines the tilts too."""
+    from peaknet_gui.geometry.crystfel_geom import read_geom
+    from peaknet_gui.gui.qt import Qt
+    from peaknet_gui.sources.demo import demo_run_path
+
+    index = _demo_frame("calibrant")
+    open_demo(qtbot, window, index)
+    true = read_geom(demo_run_path().with_suffix(".geom"))
+    dock, _ = _show_dock(qtbot, window)
+    finished = []
+    dock.fitFinished.connect(finished.append)
+
+    qtbot.mouseClick(dock.fit_button, Qt.LeftButton)
+    assert dock.fitting and dock.cancel_button.isEnabled()
+    qtbot.mouseClick(dock.cancel_button, Qt.LeftButton)
+    assert not dock.fitting and dock.fit_button.isEnabled() and dock.status.text() == "Fit cancelled."
+
+    dock.fit_tilt.setChecked(True)
+    result = _fit(qtbot, dock)
+    qtbot.wait(500)  # the jobs run one after another: the cancelled fit ended before this one
+    assert finished == [result] and dock.result is result  # the cancelled fit's result was dropped
+    assert result.tilt_fitted
+    assert np.all(np.abs(np.subtract(result.beam_center, true.beam_center(0))) < 0.5)
+    assert abs(result.distance_m / true.mean_camera_length() - 1) < 0.005
+    assert max(abs(t) for t in result.tilts_deg) < 0.5  # the simulated detector is not tilted
+    assert not recorder.errors
+
+
 def test_too_few_rings_and_missing_inputs_show_errors(qtbot, window, recorder):
     from peaknet_gui.gui.qt import Qt
 
