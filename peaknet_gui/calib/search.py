@@ -11,8 +11,9 @@ the ring spacing.  A user's rough start may be tens of pixels and ~10 % off, so 
    the detector would give at that centre (chi-square of the radius histogram against one of a
    sample of all valid pixels): the plain sum of squared counts also rewards centres whose
    annuli merely cut the detector unevenly, which far from the start can beat the true centre;
-   the finer stages, a few pixels wide, use the sum of squared counts.  Works for full rings and for arcs of a beam centre
-   off the detector, and for several panels (radii are measured in the lab frame).
+   the finer stages, a few pixels wide, use the sum of squared counts.  Works for full rings and
+   for arcs of a beam centre off the detector, and for several panels (radii are measured in the
+   lab frame).
 3. **Ring radii**: peaks of the fraction of candidate pixels per annulus, sub-pixel centroids.
 4. **Distance**: the scale ``D`` at which the calibrant's ring radii ``D tan(2 theta_n)`` best
    explain the observed radii (fraction of observed rings matched times fraction of predicted

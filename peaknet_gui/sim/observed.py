@@ -84,7 +84,7 @@ def _separated_groups(comp: np.ndarray, n: int, image: np.ndarray) -> np.ndarray
     """Per group (index 0 = none): how far its brightest pixel lies from its intensity-weighted
     centroid, in pixels (the caller applies the threshold).  Computed on the grouped pixels only
     (bincount), not over the whole frame; ties of the brightest value go to the first pixel in
-    raster order, as ``scipy.ndimage.maximum_position`` does."""
+    raster order (``scipy.ndimage.maximum_position``, used before, picked any of them)."""
     flat = np.flatnonzero(comp)
     sep = np.zeros(n + 1)
     if flat.size == 0:
