@@ -62,6 +62,22 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         np.testing.assert_allclose(np.sort(high.peak_y - 0.5), np.sort(expected.peaks.ss))
         assert w.docks["info"].labels["peaks"].text() == str(expected.n_peaks)
 
+        # the confidence slider drops whole peaks of low confidence ("auto": the weights' own point)
+        def set_confidence(v):
+            peaks_dock.threshold.argmax.setChecked(True)
+            peaks_dock.confidence.argmax.setChecked(v is None)
+            if v is not None:
+                peaks_dock.confidence.slider.setValue(int(round(100 * v)))
+
+        auto = _wait_new_overlay(qtbot, w, lambda: set_confidence(None))
+        assert w.state.finder.min_confidence is None
+        sure = _wait_new_overlay(qtbot, w, lambda: set_confidence(0.97))
+        assert w.state.finder.min_confidence == pytest.approx(0.97)
+        expected = w.worker.analyzer.rethreshold(raw, frame, w.state.finder, w.state.mask)
+        assert sure.result.n_peaks == expected.n_peaks < auto.result.n_peaks
+        assert np.all(expected.peaks.confidence >= np.float32(0.97))
+        assert "operating point (0." in peaks_dock.confidence.argmax.text()
+
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)
             mask_dock.threshold.slider.setValue(int(round(100 * v)))

@@ -174,3 +174,36 @@ def test_device_masks_give_the_same_result_as_cpu_thresholding():
                                  peak_mask=pk[0].numpy(), artifact_mask=ar[0].numpy())
     np.testing.assert_array_equal(dev.peaks.fs, res.peaks.fs)
     np.testing.assert_array_equal(dev.artifact_mask, res.artifact_mask)
+
+
+def test_peaks_carry_confidence_and_the_minimum_confidence_filters_them():
+    rng = np.random.default_rng(5)
+    frame, centres = simulated_frame(rng, amplitude=60.0)
+    an, model = analyzer()
+    res = an.analyze([frame])[0]
+    conf = res.peaks.confidence
+    assert len(conf) >= 4 and np.all((conf > 1 / 3) & (conf <= 1.0))
+    cut = float(np.median(conf))
+    kept = an.rethreshold(res, frame, FinderSettings(min_confidence=cut, min_pixels=2, min_peaks_for_hit=5), MaskSettings())
+    assert len(kept.peaks) == int((conf >= np.float32(cut)).sum()) and len(kept.peaks) < len(res.peaks)
+    assert np.all(kept.peaks.confidence >= np.float32(cut))
+    # the kept peaks are the same peaks: positions unchanged
+    assert set(np.round(kept.peaks.fs, 4)) <= set(np.round(res.peaks.fs, 4))
+
+
+def test_default_minimum_confidence_is_the_weights_operating_point(tmp_path):
+    unet = pytest.importorskip("peaknet_gui.model.unet")
+    from peaknet_gui.model.operating_point import OperatingPoint, write_operating_point
+    from peaknet_gui.model.weights import save_weights
+
+    w = tmp_path / "w.safetensors"
+    save_weights(unet.PeakNet(unet.PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=2)), w)
+    an = FrameAnalyzer("peaknet", weights=w, device="cpu", backend="torch")
+    an.predictor  # load
+    assert an.min_confidence() == 0.0  # weights without an operating point: every argmax component
+    write_operating_point(w, OperatingPoint(0.7))
+    an = FrameAnalyzer("peaknet", weights=w, device="cpu", backend="torch")
+    an.predictor
+    assert an.min_confidence() == 0.7
+    assert an.min_confidence(FinderSettings(min_confidence=0.2)) == 0.2
+    assert an.min_confidence(FinderSettings(min_confidence=0.0)) == 0.0

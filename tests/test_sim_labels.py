@@ -68,7 +68,9 @@ def test_observed_labels_follow_dials_finder_on_written_frame(thaumatin_frames):
         assert has[1:].all()
         # spots visible in expectation that this draw does not pass are 255, marginal ones that fail 0
         ex = obs.extra["spots"]
-        assert np.all(ex["cls"][ex["cls_expected"] == 0] != IGNORE)
+        assert np.all(ex["cls"][(ex["cls_expected"] == 0) & (ex["snr"] < 6)] != IGNORE)
+        # ... and an expected-invisible spot of SNR >= 6 that does not pass (broad) is 255, never 0
+        assert np.all(ex["cls"][(ex["snr"] >= 6) & (ex["npix"] > 0)] != 0)
         assert np.all(ex["cls"][(ex["cls_expected"] == 1) & (ex["cls"] != 1)] == IGNORE)
         found_obs = match_fraction(pk.fs, pk.ss, sp.fs, sp.ss)
         gained.append(found_obs - match_fraction(exp.peaks.fs, exp.peaks.ss, sp.fs, sp.ss))
@@ -102,9 +104,12 @@ def test_observed_classes_hand_cases():
     s2.flat[[0, 1, 2, 11]] = True
     cls, merged = observed_classes(both, st, s2, rule)
     assert cls.tolist() == [1, 255] and merged.tolist() == [False, True]  # DIALS reports the group once
-    # an expected-invisible spot stays 0 when not passing
+    # an expected-invisible spot stays 0 when not passing, unless its expected SNR is >= 6
     st.cls[:] = 0
-    assert observed_classes(both, st, np.zeros((10, 10), bool), rule)[0].tolist() == [0, 0]
+    none = np.zeros((10, 10), bool)
+    assert observed_classes(both, st, none, dataclasses.replace(rule, unobserved_strong_snr=0))[0].tolist() == [0, 0]
+    st.snr[:] = [8.0, 3.0]
+    assert observed_classes(both, st, none, rule)[0].tolist() == [255, 0]
 
 
 def test_photon_image_removes_offset_gain_and_stabilises_read_noise():

@@ -1,13 +1,21 @@
 """``peaknet evaluate``: score weights on labelled runs and on real frames with spot lists.
 
     peaknet evaluate --weights W --data RUN.cxi|FRAME... [--spots CSV...] [--geom G] [--json]
-        [--radius 2] [--device auto|cpu|cuda] [--max-frames N]
+        [--radius 2] [--device auto|cpu|cuda] [--max-frames N] [--min-confidence C]
+    peaknet evaluate --weights W --data VAL.cxi... --fit-operating-point [--write]
 
 Labelled CXI runs (``/entry_1/data_1/labels`` + truth peaks): pixel IoU per class, peak
 precision/recall/F1 (greedy one-to-one within ``--radius`` px), the same on truth peaks with
 SNR >= 6, artifact IoU and the masked fraction of artifact-free frames.  Other inputs (CBF,
 HDF5 frames, ...) are real frames scored against reference spot lists: ``--spots`` in the order
 of ``--data``, else ``<frame>.spots.csv`` beside each file (DIALS corner convention).
+
+Peaks are kept when the network's confidence reaches the weights' operating point (sidecar
+``metadata.operating_point``, :mod:`peaknet_gui.model.operating_point`) unless
+``--min-confidence`` says otherwise (0: every argmax component).  ``--fit-operating-point`` fits
+that point on validation data -- labelled runs (F1 at SNR >= 6) and real frames with spot lists
+(F1 against the list), the mean over runs (one per file) for a grid of confidences -- and
+prints the curve; ``--write`` stores it in the sidecar.
 """
 
 from __future__ import annotations
@@ -39,6 +47,11 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument("--max-frames", type=int, help="at most N frames per labelled run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--min-confidence", type=float,
+                   help="keep peaks whose highest peak probability reaches this (default: the weights' operating point; 0: all)")
+    p.add_argument("--fit-operating-point", action="store_true",
+                   help="fit the minimum confidence on the labelled runs given (validation runs: seeds used nowhere else)")
+    p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
     p.set_defaults(func=run)
@@ -95,10 +108,18 @@ def run(args) -> int:
         from ..geometry import read_geom
 
         geometry = read_geom(args.geom)
-    report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name}
+    if args.fit_operating_point:
+        return _fit(args, net, info, labelled, real, geometry, device)
+    from ..model.operating_point import OperatingPoint
+
+    op = OperatingPoint.from_metadata(info.metadata)
+    min_conf = op.peak_min_confidence if args.min_confidence is None else float(args.min_confidence)
+    if not 0.0 <= min_conf < 1.0:
+        raise InputError(f"--min-confidence must be in [0, 1), not {min_conf}")
+    report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf}
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
-                                   max_frames=args.max_frames)
+                                   max_frames=args.max_frames, min_confidence=min_conf)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -111,14 +132,16 @@ def run(args) -> int:
                 raise InputError(f"{p}: no reference spot list (give --spots or put {p.name}.spots.csv beside it)")
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
-                score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name)
+                score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
+                                 min_confidence=min_conf)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
     if args.json:
         print(json.dumps(report, indent=2, default=float))
         return 0
-    print(f"weights {info.path} (sha256 {info.sha256[:16]}..., config {info.config.name})")
+    print(f"weights {info.path} (sha256 {info.sha256[:16]}..., config {info.config.name}), "
+          f"peaks of confidence >= {min_conf:g}")
     if "labelled" in report:
         d = report["labelled"]
         print(f"labelled runs: {len(labelled)}, frames {d['frames']}")
@@ -134,4 +157,35 @@ def run(args) -> int:
         for k in REAL_KEYS:
             if k in d:
                 print(f"  {k:24s} {_fmt(d[k])}")
+    return 0
+
+
+def _fit(args, net, info, labelled, real, geometry, device) -> int:
+    from ..errors import InputError
+    from ..model.evaluate import find_spots_file
+    from ..model.operating_point import fit_operating_point, write_operating_point
+
+    pairs = []
+    for k, p in enumerate(real):
+        spots = Path(args.spots[k]) if args.spots else find_spots_file(p)
+        if spots is None:
+            raise InputError(f"{p}: no reference spot list (give --spots or put {p.name}.spots.csv beside it)")
+        pairs.append((p, spots))
+    op, rep = fit_operating_point(net, [str(p) for p in labelled], real=pairs, geometry=geometry, device=device,
+                                  radius=args.radius, max_frames=args.max_frames)
+    if args.write:
+        rep["written_to"] = str(write_operating_point(info.path, op, rep))
+    if args.json:
+        print(json.dumps({"weights": info.path, "sha256": info.sha256, "operating_point": op.as_dict(), **rep},
+                         indent=2, default=float))
+        return 0
+    names = list(rep["curve"][0]["per_run"])
+    print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence")
+    print("  conf   mean  " + "  ".join(f"{n[:18]:>18s}" for n in names))
+    for c in rep["curve"]:
+        mark = " <" if c is rep["chosen"] else ""
+        print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f}  "
+              + "  ".join(f"{_fmt(c['per_run'][n]['f1']):>18s}" for n in names) + mark)
+    print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}"
+          + (f" (written to {rep['written_to']})" if args.write else " (not written; add --write)"))
     return 0

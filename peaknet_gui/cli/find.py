@@ -1,7 +1,7 @@
 """``peaknet find``: find peaks in every frame of a run and write CrystFEL-ready files.
 
     peaknet find INPUT... [--geom G] [--out DIR] [--device auto|cpu|cuda] [--weights W]
-        [--algorithm peaknet|peakfinder8] [--peak-threshold P] [--mask-threshold P]
+        [--algorithm peaknet|peakfinder8] [--peak-threshold P] [--min-confidence C] [--mask-threshold P]
         [--min-peaks N] [--formats stream,lst,cxi,mask] [--dataset D] [--batch-size B] ...
 
 A progress bar shows frames/s and hits; Ctrl-C stops after closing the output files, which
@@ -29,6 +29,16 @@ def _formats(text: str) -> list:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     return names
+
+
+def _confidence(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"a confidence is in [0, 1), not {v}")
+    return v
 
 
 def _probability(text: str) -> float:
@@ -60,6 +70,8 @@ def register(sub) -> None:
     p.add_argument("--max-pixels", type=int, default=10000)
     p.add_argument("--max-peaks", type=int, default=2048)
     p.add_argument("--min-snr", type=float, default=0.0, help="minimum peak SNR (total intensity / local noise)")
+    p.add_argument("--min-confidence", type=_confidence,
+                   help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
     p.add_argument("--min-res", type=float, help="finest d-spacing kept, Angstrom")
     p.add_argument("--max-res", type=float, help="coarsest d-spacing kept, Angstrom")
     p.add_argument("--pf8-threshold", type=float, default=0.0, help="peakfinder8 ADC threshold (detector units)")
@@ -80,6 +92,7 @@ def _settings(args):
     finder = FinderSettings(
         algorithm=args.algorithm,
         peak_threshold=args.peak_threshold,
+        min_confidence=args.min_confidence,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         min_res_a=args.min_res,

@@ -2,7 +2,9 @@
 
 Per frame the network's class map is the argmax of its logits (normalised per panel and run per
 panel as the predictor does); peaks are the 8-connected components of the peak class
-(:func:`~peaknet_gui.peaks.components.peaks_from_mask`, intensity-weighted centroids).
+(:func:`~peaknet_gui.peaks.components.peaks_from_mask`, intensity-weighted centroids) whose
+highest peak probability reaches ``min_confidence`` (the weights' operating point,
+:mod:`.operating_point`; 0 keeps every component).
 
 Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``):
 
@@ -47,14 +49,17 @@ Panels = Optional[List[Tuple[slice, slice]]]
 
 
 @torch.no_grad()
-def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
-                    device="cpu") -> np.ndarray:
-    """uint8 class map (0 background, 1 peak, 2 artifact) of one frame; per panel when
-    ``panels`` are given (pixels outside every panel -> 0)."""
+def predict_maps(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
+                 device="cpu") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uint8 class map -- 0 background, 1 peak, 2 artifact, the argmax --, float32 peak-class
+    and artifact-class probabilities) of one frame; per panel when ``panels`` are given (pixels
+    outside every panel -> class 0, probabilities 0)."""
     was_training = net.training
     net.eval()
     image = normalize(data, bad, panels=panels)
     out = np.zeros(data.shape, dtype=np.uint8)
+    prob = np.zeros(data.shape, dtype=np.float32)
+    aprob = np.zeros(data.shape, dtype=np.float32)
     regions = panels if panels else [(slice(0, data.shape[0]), slice(0, data.shape[1]))]
     groups: dict = {}
     for sl in regions:
@@ -63,12 +68,23 @@ def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, pan
         for i in range(0, len(sls), 16):
             chunk = sls[i : i + 16]
             x = torch.from_numpy(np.stack([image[sl] for sl in chunk])[:, None]).to(device)
-            cls = forward_padded(net, x).argmax(1).to(torch.uint8).cpu().numpy()
-            for sl, c in zip(chunk, cls):
+            logits = forward_padded(net, x)
+            cls = logits.argmax(1).to(torch.uint8).cpu().numpy()
+            sm = torch.softmax(logits.float(), 1)
+            pk, ar = sm[:, 1].cpu().numpy(), sm[:, 2].cpu().numpy()
+            for sl, c, p, a in zip(chunk, cls, pk, ar):
                 out[sl] = c
+                prob[sl] = p
+                aprob[sl] = a
     if was_training:
         net.train()
-    return out
+    return out, prob, aprob
+
+
+def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
+                    device="cpu") -> np.ndarray:
+    """uint8 class map (0 background, 1 peak, 2 artifact) of one frame (:func:`predict_maps`)."""
+    return predict_maps(net, data, bad, panels, device=device)[0]
 
 
 @dataclass
@@ -168,14 +184,16 @@ def _score_of(summary: dict) -> float:
     return float(np.mean(parts))
 
 
-def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu") -> dict:
+def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
+                            min_confidence: float = 0.0) -> dict:
     data = run.data(i)
     bad = run.bad(i, data)
     labels = run.labels(i)
-    pred = predict_classes(net, data, bad, run.panels, device=device)
+    pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
     scores.add_pixels(pred, labels, ~bad)
     truth = run.truth(i)
-    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad)
+    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob,
+                            min_score=min_confidence)
     fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
     if truth is None:
         return {}
@@ -189,12 +207,12 @@ def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float =
     return scores.add_peaks(fxy, rxy, truth.snr, radius, f"{run.path.name}//{i}", marginal_xy=mxy)
 
 
-def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
+def validate(net, frames, *, device="cpu", radius: float = 2.0, min_confidence: float = 0.0) -> dict:
     """Figures on (LabelledRun, index) pairs, plus ``score`` (mean of peak F1 at SNR >= 6 and
     artifact IoU) used to pick the best checkpoint."""
     scores = Scores()
     for run, i in frames:
-        evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device)
+        evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device, min_confidence=min_confidence)
     d = scores.summary()
     d["score"] = _score_of(d)
     return d
@@ -256,11 +274,13 @@ def find_spots_file(data_path) -> Optional[Path]:
 
 
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
-                     *, geometry=None, radius: float = 2.0, device="cpu", name: str = "") -> dict:
+                     *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
+                     min_confidence: float = 0.0) -> dict:
     panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
-    pred = predict_classes(net, data, bad, panels, device=device)
+    pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
-    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None)
+    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob,
+                            min_score=min_confidence)
     fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
     rec = scores.add_peaks(fxy, ref_xy, None, radius, name)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
@@ -268,7 +288,8 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
     return rec
 
 
-def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None) -> dict:
+def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
+                           min_confidence: float = 0.0) -> dict:
     from .dataset import LabelledRun
 
     scores = Scores()
@@ -277,7 +298,8 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
         try:
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
-                evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device)
+                evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
+                                        min_confidence=min_confidence)
         finally:
             run.close()
     d = scores.summary()

@@ -10,7 +10,13 @@ Python loop per peak:
 * the intensity-weighted centroid with background-subtracted weights (negative weights
   clipped to 0; pixel-index coordinates, centre of the first pixel at 0, 0),
 * the SNR as peakfinder8 defines it: total intensity / local background sigma,
-* the panel and the resolution 1/d (inverse Angstrom) from the geometry.
+* the panel and the resolution 1/d (inverse Angstrom) from the geometry;
+* with a ``score`` map, the highest score of the component (``confidence``).
+
+With a per-pixel ``score`` (the model's peak-class probability) a component is kept only when
+its highest score reaches ``min_score``: the model's confidence in the peak as a whole, which
+decides without moving the peak's pixels or centroid (the model's operating point,
+:mod:`peaknet_gui.model.operating_point`).
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ def peaks_from_mask(
     ring_gap: int = 1,
     ring_width: int = 3,
     maps: Optional[DetectorMaps] = None,
+    score: Optional[np.ndarray] = None,
+    min_score: float = 0.0,
 ) -> PeakList:
     """Peaks (one per 8-connected component of ``peak_mask``) of a 2-D frame.
 
@@ -98,6 +106,8 @@ def peaks_from_mask(
     fewer than ``min_pixels`` or more than ``max_pixels`` pixels are dropped.  The background
     annulus starts ``ring_gap`` pixels beyond the component's farthest pixel from its centre and
     is ``ring_width`` pixels wide.  ``maps`` may pass precomputed :func:`detector_maps`.
+    ``score`` (same shape as ``data``, e.g. the peak probability) with ``min_score`` > 0: components
+    whose highest score is below ``min_score`` are dropped.
     """
     data = np.asarray(data)
     peak_mask = np.asarray(peak_mask, dtype=bool)
@@ -118,6 +128,15 @@ def peaks_from_mask(
     lab = labels[ys, xs] - 1
     npix_all = np.bincount(lab, minlength=n)
     valid = (npix_all >= max(1, min_pixels)) & (npix_all <= max_pixels)
+    best = None
+    if score is not None:
+        if np.shape(score) != data.shape:
+            raise InputError(f"score map {np.shape(score)} does not match the frame {data.shape}")
+        best = np.full(n, -np.inf, dtype=np.float32)
+        np.maximum.at(best, lab, np.asarray(score)[ys, xs].astype(np.float32))
+        if min_score > 0:
+            valid &= best >= np.float32(min_score)
+        best = best[valid]
     if not valid.any():
         return PeakList()
     if not valid.all():
@@ -182,4 +201,5 @@ def peaks_from_mask(
         snr=total / sigma,
         panel=panel,
         resolution=resolution,
+        confidence=best if best is not None else np.zeros(0),
     )

@@ -18,7 +18,9 @@ class PeakList:
     (+0.5) happens only in the stream exporter.
 
     All arrays have one entry per peak.  ``panel`` indexes the geometry's panels (-1 unknown);
-    ``resolution`` is 1/d in inverse Angstrom (NaN when the geometry or energy is unknown).
+    ``resolution`` is 1/d in inverse Angstrom (NaN when the geometry or energy is unknown);
+    ``confidence`` the model's highest peak-class probability over the peak's pixels (NaN for
+    peaks that do not come from the model).
     """
 
     fs: np.ndarray = field(default_factory=_f)
@@ -29,6 +31,7 @@ class PeakList:
     snr: np.ndarray = field(default_factory=_f)
     panel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     resolution: np.ndarray = field(default_factory=_f)
+    confidence: np.ndarray = field(default_factory=_f)  # model's highest peak probability in the peak (NaN: none)
 
     def __post_init__(self):
         n = len(np.atleast_1d(self.fs))

@@ -242,6 +242,13 @@ class FrameAnalyzer:
         new.device = result.device
         return new
 
+    def min_confidence(self, finder: Optional[FinderSettings] = None) -> float:
+        """The confidence a peak needs: the settings' value, else the loaded weights' operating point."""
+        finder = finder if finder is not None else self.finder
+        if finder.min_confidence is not None:
+            return float(finder.min_confidence)
+        return self._predictor.peak_min_confidence if self._predictor is not None else 0.0
+
     # --- the two algorithms ------------------------------------------------------------------------
     def _from_probabilities(
         self,
@@ -284,6 +291,8 @@ class FrameAnalyzer:
             min_pixels=finder.min_pixels,
             max_pixels=finder.max_pixels,
             maps=maps,
+            score=peak_prob,
+            min_score=self.min_confidence(finder),
         )
         peaks = filter_peaks(peaks, finder)
         return FrameResult(

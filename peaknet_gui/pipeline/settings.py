@@ -11,12 +11,16 @@ class FinderSettings:
     """How peaks are extracted from the model's peak-class probability (or the classical finder).
 
     ``peak_threshold`` None means "argmax": a pixel belongs to a peak where the peak class is the
-    most probable class -- the model's own decision, nothing to tune.  Resolution limits are
-    d-spacings in Angstrom (``min_res_a`` the finest, e.g. 1.5; ``max_res_a`` the coarsest).
+    most probable class -- the model's own decision, nothing to tune.  ``min_confidence``: a
+    peak is kept when its highest peak probability reaches it; None means the operating point
+    fitted for the loaded weights (:mod:`peaknet_gui.model.operating_point`), 0 keeps every
+    component.  Resolution limits are d-spacings in Angstrom (``min_res_a`` the finest, e.g.
+    1.5; ``max_res_a`` the coarsest).
     """
 
     algorithm: str = "peaknet"  # "peaknet" or "peakfinder8"
     peak_threshold: Optional[float] = None
+    min_confidence: Optional[float] = None
     min_pixels: int = 1
     max_pixels: int = 10000
     min_res_a: Optional[float] = None

@@ -4,8 +4,9 @@ DIALS' dispersion spot finder detects.
 Two modes (``LabelRule.mode``):
 
 * ``"observed"`` (default): a spot is label 1 when DIALS' test passes on the noisy frame actually
-  written (:mod:`.observed`); spots visible in expectation (below) that this noise draw hides
-  are 255; everything else 0.  Labels are then a function of the pixels the network sees.
+  written (:mod:`.observed`); spots visible in expectation (below) that this noise draw hides,
+  and spots of expected SNR >= 6 that the test misses (broad, elongated), are 255; everything
+  else 0.  Labels are then a function of the pixels the network sees.
 * ``"expected"``: the class below, from expected (noise-free) values only.
 
 Noise variance of a pixel, in photons^2: ``V = background + artifacts + (read_noise / gain)^2``
@@ -86,6 +87,7 @@ class LabelRule:
     observed_sigma_strong: float = 3.0
     observed_algorithm: str = "dispersion_extended"  # DIALS' default threshold ("dispersion": the classic one)
     max_separation: float = 2.0  # DIALS' peak-to-centroid filter: groups failing it make their spots 255
+    unobserved_strong_snr: float = 6.0  # observed mode: spots of expected SNR >= this that DIALS misses are 255 (0 = off)
     cspad_min_spot_size: int = 2  # CSPAD-like detectors: DIALS min_spot_size 2 ...
     cspad_global_threshold: float = 4.0  # ... global_threshold 100 ADU at gain 25 = 4 photons
 

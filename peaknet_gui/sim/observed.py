@@ -19,9 +19,13 @@ the default) the class of every rendered spot is decided on the written frame in
 3. a spot **passes** if an extent pixel of it belongs to a group of ``min_spot_size`` (3; 2 on
    CSPAD-like detectors) to ``max_spot_size`` strong pixels whose brightest pixel lies within
    ``max_separation`` (2 px) of its centroid (:func:`observed_classes`): label 1.  Spots that
-   touch only groups failing the separation test (DIALS drops them; merged neighbours, streaks)
-   and spots visible in expectation that this noise draw does not pass: 255.  Everything else
-   (marginal spots that do not pass, noise groups): 0.
+   touch only groups failing the separation test (DIALS drops them; merged neighbours, streaks),
+   spots visible in expectation that this noise draw does not pass, and spots that do not pass
+   although their expected SNR (``peakSNR``'s definition) is at least
+   ``LabelRule.unobserved_strong_snr`` (6: broad or elongated spots whose photons are spread too
+   thinly for DIALS' per-pixel test -- real Bragg peaks by the SNR >= 6 criterion, neither taught
+   as background nor required): 255.  Everything else (marginal spots that do not pass, noise
+   groups): 0.
 
 Spots that pass through the same strong group as a brighter spot (crowded or overlapping
 reflections, which DIALS reports as one spot) are *merged*: the true peak list holds the
@@ -142,6 +146,8 @@ def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray,
     passed &= stats.npix > 0
     cls = np.zeros(patches.n, dtype=np.uint8)
     cls[((stats.cls == PEAK) | in_split) & ~passed & (stats.npix > 0)] = IGNORE
+    if rule.unobserved_strong_snr > 0:  # a real reflection of high SNR is never "background"
+        cls[(stats.snr >= rule.unobserved_strong_snr) & ~passed & (stats.npix > 0)] = IGNORE
     cls[passed] = PEAK
     merged = np.zeros(patches.n, dtype=bool)
     p = np.flatnonzero(passed)

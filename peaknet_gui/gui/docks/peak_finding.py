@@ -47,6 +47,12 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.threshold.setToolTip("Peak-class probability a pixel needs to belong to a peak.\n"
                                   "Moving it re-thresholds the cached probabilities: no new model run.")
         form.addRow("Peak prob.", self.threshold)
+        self.confidence = ProbabilitySlider("model's operating point", auto_label="auto",
+                                            auto_tip="Keep the peaks the loaded weights were fitted to keep\n"
+                                            "(their operating point, fitted on simulated validation runs)")
+        self.confidence.setToolTip("Highest peak probability a peak needs to be kept (its confidence).\n"
+                                   "Moving it re-filters the cached probabilities: no new model run.")
+        form.addRow("Confidence", self.confidence)
         self.min_pixels = spin(1, 10000, finder.min_pixels, "Smallest peak, in pixels")
         self.max_pixels = spin(1, 100000, finder.max_pixels, "Largest peak, in pixels")
         px = QtWidgets.QHBoxLayout()
@@ -96,6 +102,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
 
         self.algorithm.currentIndexChanged.connect(self._changed)
         self.threshold.valueChanged.connect(self._changed)
+        self.confidence.valueChanged.connect(self._changed)
         for sb in (self.min_pixels, self.max_pixels, self.max_res, self.min_res, self.min_snr, self.min_peaks,
                    self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius):
             sb.valueChanged.connect(self._changed)
@@ -106,6 +113,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         f = copy.deepcopy(self._finder)
         f.algorithm = self.algorithm.currentData()
         f.peak_threshold = self.threshold.value()
+        f.min_confidence = self.confidence.value()
         f.min_pixels = self.min_pixels.value()
         f.max_pixels = max(self.max_pixels.value(), f.min_pixels)
         f.max_res_a = optional_value(self.max_res)
@@ -120,7 +128,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         return f
 
     def set_finder(self, f: FinderSettings) -> None:
-        widgets = (self.algorithm, self.threshold, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
+        widgets = (self.algorithm, self.threshold, self.confidence, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
                    self.min_snr, self.min_peaks, self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius)
         for w in widgets:
             w.blockSignals(True)
@@ -128,6 +136,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         i = self.algorithm.findData(f.algorithm)
         self.algorithm.setCurrentIndex(max(i, 0))
         self.threshold.set_value(f.peak_threshold)
+        self.confidence.set_value(f.min_confidence)
         self.min_pixels.setValue(f.min_pixels)
         self.max_pixels.setValue(f.max_pixels)
         self.max_res.setValue(f.max_res_a or 0.0)
@@ -146,6 +155,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
     def _sync_enabled(self) -> None:
         is_net = self.algorithm.currentData() == "peaknet"
         self.threshold.setEnabled(is_net)
+        self.confidence.setEnabled(is_net)
         self.pf8_box.setVisible(not is_net)
 
     def _changed(self, *_):
@@ -162,4 +172,8 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         path = info.get("path") or ""
         name = os.path.basename(str(path)) if path else (info.get("name") or info.get("class") or info.get("algorithm", ""))
         self.model.setText(str(name))
+        from ...model.operating_point import OperatingPoint
+
+        op = OperatingPoint.from_metadata(info.get("metadata") if isinstance(info.get("metadata"), dict) else None)
+        self.confidence.argmax.setText(f"model's operating point ({op.peak_min_confidence:.2f})")
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))

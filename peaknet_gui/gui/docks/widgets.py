@@ -15,10 +15,12 @@ class ProbabilitySlider(QtWidgets.QWidget):
 
     valueChanged = Signal(object)
 
-    def __init__(self, argmax_text: str = "argmax", parent=None):
+    def __init__(self, argmax_text: str = "argmax", parent=None, *, auto_label: str = "max",
+                 auto_tip: str = "Use the model's own decision (the most probable class) instead of a threshold"):
         super().__init__(parent)
+        self._auto_label = auto_label
         self.argmax = QtWidgets.QCheckBox(argmax_text)
-        self.argmax.setToolTip("Use the model's own decision (the most probable class) instead of a threshold")
+        self.argmax.setToolTip(auto_tip)
         self.slider = QtWidgets.QSlider(Qt.Horizontal)
         self.slider.setRange(1, 99)
         self.slider.setPageStep(5)
@@ -55,7 +57,7 @@ class ProbabilitySlider(QtWidgets.QWidget):
 
     def _update_label(self) -> None:
         self.slider.setEnabled(not self.argmax.isChecked())
-        self.label.setText("max" if self.argmax.isChecked() else f"{self.slider.value() / 100:.2f}")
+        self.label.setText(self._auto_label if self.argmax.isChecked() else f"{self.slider.value() / 100:.2f}")
 
     def _changed(self, *_):
         self._update_label()

@@ -1,0 +1,191 @@
+"""The weights' operating point: how confident the network must be in a peak for it to count.
+
+The network labels pixels; a peak is a connected component of the peak class (argmax).  Its
+*confidence* is the highest peak-class probability over its pixels
+(:attr:`~peaknet_gui.peaks.peaklist.PeakList.confidence`).  A network trained with focal loss
+is not calibrated (the loss flattens its probabilities), so "argmax" is not the best decision:
+components of low confidence are mostly spots just below the label threshold (what DIALS'
+default finder would not report).  The operating point ``peak_min_confidence`` is fitted once
+per weights, on simulated validation runs that share no seed with the training or evaluation
+runs (:func:`fit_operating_point`, ``peaknet evaluate --fit-operating-point``), and stored in
+the weights' sidecar (``metadata.operating_point``).  The CLI, the pipeline and the GUI use it
+by default -- nothing to tune by hand -- and every one of them can override it
+(``FinderSettings.min_confidence``, ``--min-confidence``).
+
+The fit maximises the mean over the validation runs (one per detector and style) of the peak
+F1 on peaks with SNR >= 6 (:class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its
+number of peaks; the per-run curves are kept in the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+#: candidate minimum confidences (0 = every argmax component)
+DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)])
+
+
+@dataclass
+class OperatingPoint:
+    """``peak_min_confidence``: a peak is kept when its highest peak probability reaches it
+    (0: every component of the argmax peak class)."""
+
+    peak_min_confidence: float = 0.0
+    fitted_on: List[str] = field(default_factory=list)
+    objective: str = ""
+
+    @classmethod
+    def from_metadata(cls, metadata: Optional[dict]) -> "OperatingPoint":
+        raw = (metadata or {}).get("operating_point") or {}
+        try:
+            t = float(raw.get("peak_min_confidence", 0.0))
+        except (TypeError, ValueError):
+            t = 0.0
+        if not (0.0 <= t < 1.0):
+            t = 0.0
+        return cls(peak_min_confidence=t, fitted_on=list(raw.get("fitted_on", [])), objective=str(raw.get("objective", "")))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _FrameRecord:
+    run: int
+    found_xy: np.ndarray
+    confidence: np.ndarray
+    on_ignored: np.ndarray  # found peak centred on a 255 (not labelled) pixel
+    truth_xy: np.ndarray
+    truth_snr: np.ndarray
+    marginal_xy: np.ndarray
+    name: str
+
+
+def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optional[int] = None) -> List[_FrameRecord]:
+    """Every labelled frame's found peaks (with their confidence) and truth, once."""
+    from ..peaks.components import peaks_from_mask
+    from .dataset import LabelledRun
+    from .evaluate import predict_maps
+
+    out = []
+    for k, p in enumerate(paths):
+        run = LabelledRun(p)
+        try:
+            n = len(run) if max_frames is None else min(len(run), max_frames)
+            for i in range(n):
+                truth = run.truth(i)
+                if truth is None:
+                    continue
+                data = run.data(i)
+                bad = run.bad(i, data)
+                labels = run.labels(i)
+                pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
+                found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob)
+                fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
+                iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
+                ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
+                mxy = (np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None
+                       else np.zeros((0, 2)))
+                out.append(_FrameRecord(k, fxy, found.confidence.astype(np.float64), labels[iy, ix] == 255,
+                                        np.stack([truth.fs, truth.ss], 1), np.asarray(truth.snr), mxy,
+                                        f"{Path(p).name}//{i}"))
+        finally:
+            run.close()
+    return out
+
+
+def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry=None, device="cpu") -> List[_FrameRecord]:
+    """Found peaks (with confidence) of real frames and their reference spot lists: ``files`` holds
+    (frame file, spot list) pairs; each file is one run, numbered from ``first_run``."""
+    from ..peaks.components import peaks_from_mask
+    from .evaluate import predict_maps, read_spots_csv
+    from .realframes import read_real_frames
+
+    out = []
+    for k, (path, spots) in enumerate(files):
+        for name, data, bad, geom in read_real_frames(Path(path), geometry):
+            ref = read_spots_csv(spots, geom)
+            panels = [p.slices() for p in geom.panels] if geom is not None and len(geom.panels) > 1 else None
+            pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
+            clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
+            found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geom if panels else None, score=peak_prob)
+            fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
+            out.append(_FrameRecord(first_run + k, fxy, found.confidence.astype(np.float64), np.zeros(len(fxy), dtype=bool),
+                                    ref, None, np.zeros((0, 2)), name))
+    return out
+
+
+def score_at(records: Sequence[_FrameRecord], threshold: float, n_runs: int, *, radius: float = 2.0) -> List[dict]:
+    """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``."""
+    from .evaluate import Scores
+    scores = [Scores() for _ in range(n_runs)]
+    for r in records:
+        keep = r.confidence >= threshold if threshold > 0 else np.ones(len(r.confidence), dtype=bool)
+        fxy = r.found_xy[keep]
+        mxy = np.concatenate([r.marginal_xy, fxy[r.on_ignored[keep]]])
+        scores[r.run].add_peaks(fxy, r.truth_xy, r.truth_snr, radius, r.name, marginal_xy=mxy)
+    return [s.summary() for s in scores]
+
+
+def _f1(summary: dict) -> float:
+    return float(summary.get("peak_f1_snr6", summary.get("peak_f1", 0.0)))
+
+
+def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
+                        grid=DEFAULT_GRID, radius: float = 2.0, max_frames: Optional[int] = None) -> tuple:
+    """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over ``grid``: on the
+    labelled runs ``paths`` the F1 on peaks with SNR >= 6, on the real frames ``real`` ((frame
+    file, DIALS spot list) pairs, one run per file) the F1 against the list; ties go to the
+    lower threshold."""
+    paths = [str(p) for p in paths]
+    real = [(str(a), str(b)) for a, b in real]
+    if not paths and not real:
+        raise InputError("fitting the operating point needs labelled (simulated) runs or real frames with spot lists")
+    records = collect_frames(net, paths, device=device, max_frames=max_frames)
+    records += collect_real_frames(net, real, len(paths), geometry=geometry, device=device)
+    if not records:
+        raise InputError("no labelled frame with truth peaks in the given runs")
+    names = [Path(p).name for p in paths] + [Path(a).name for a, _ in real]
+    paths = paths + [a for a, _ in real]
+    runs_with_frames = sorted({r.run for r in records})
+    curve = []
+    for t in grid:
+        per_run = score_at(records, float(t), len(paths), radius=radius)
+        f1s = [_f1(per_run[k]) for k in runs_with_frames]
+        curve.append({"threshold": float(t), "mean_f1": float(np.mean(f1s)),
+                      "per_run": {Path(paths[k]).name: {"precision": per_run[k].get("peak_precision"),
+                                                        "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
+                                                        "f1": _f1(per_run[k])} for k in runs_with_frames}})
+    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+    op = OperatingPoint(peak_min_confidence=best["threshold"], fitted_on=names,
+                        objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)")
+    return op, {"chosen": best, "argmax": curve[0] if grid[0] == 0 else None, "curve": curve}
+
+
+def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None) -> Path:
+    """Store ``op`` (and the fit's chosen and argmax figures) in the weights' sidecar, atomically;
+    the weights file and its checksum are untouched."""
+    from ..export.atomic import atomic_write
+    from .weights import _read_sidecar, _readable, sidecar_path
+
+    weights_path = Path(weights_path)
+    side = _read_sidecar(weights_path)
+    if side is None:
+        raise InputError(f"{weights_path}: no sidecar {sidecar_path(weights_path).name} to record the operating point in")
+    entry = op.as_dict()
+    if report:
+        entry["fit"] = {k: report[k] for k in ("chosen", "argmax") if report.get(k) is not None}
+    side.setdefault("metadata", {})["operating_point"] = entry
+    target = sidecar_path(weights_path)
+    with atomic_write(target) as fh:
+        json.dump(side, fh, indent=2, sort_keys=True, default=float)
+        fh.write("\n")
+    _readable(target)
+    return target

@@ -1,0 +1,123 @@
+"""The weights' operating point: per-peak confidence, its fit on validation runs, its storage."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from _model_data import make_labelled_run
+from peaknet_gui.cli.main import main as cli
+from peaknet_gui.model import PeakNet, PeakNetConfig
+from peaknet_gui.model.evaluate import evaluate_labelled_runs
+from peaknet_gui.model.operating_point import OperatingPoint, fit_operating_point, write_operating_point
+from peaknet_gui.model.weights import load_weights, save_weights, sha256_file
+from peaknet_gui.peaks.components import peaks_from_mask
+
+FALSE_PROB = 0.45  # peak probability of the oracle's invented peaks
+
+
+class UnsureOracle(torch.nn.Module):
+    """Returns the given labels with certainty, plus invented 3x3 'peaks' on background whose peak
+    probability is only FALSE_PROB (they still win the argmax)."""
+
+    stride = 1
+
+    def __init__(self, labels, fake_centres):
+        super().__init__()
+        logits = np.zeros((3,) + labels.shape, np.float32)
+        for c in range(3):
+            logits[c][labels == c] = 10.0
+        # background 0.40, peak 0.45, artifact 0.15 -> log-probabilities as logits
+        for y, x in fake_centres:
+            sl = (slice(y - 1, y + 2), slice(x - 1, x + 2))
+            logits[0][sl], logits[1][sl], logits[2][sl] = np.log(0.40), np.log(FALSE_PROB), np.log(0.15)
+        self.logits = torch.from_numpy(logits)[None]
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.logits
+
+
+def _oracle_run(tmp_path):
+    path = make_labelled_run(tmp_path / "r.cxi", n_frames=1, shape=(64, 64), n_peaks=6, ring=False, seed=3)
+    with h5py.File(path) as f:
+        labels = f["/entry_1/data_1/labels"][0]
+    free = np.argwhere(labels == 0)
+    rng = np.random.default_rng(0)
+    fakes = []
+    for y, x in free[rng.permutation(len(free))]:
+        if 3 <= y < 61 and 3 <= x < 61 and not (labels[y - 4 : y + 5, x - 4 : x + 5] != 0).any():
+            if all(abs(y - a) > 6 or abs(x - b) > 6 for a, b in fakes):
+                fakes.append((int(y), int(x)))
+        if len(fakes) == 4:
+            break
+    assert len(fakes) == 4
+    return path, UnsureOracle(labels, fakes)
+
+
+def test_components_carry_their_confidence_and_low_ones_are_dropped():
+    data = np.zeros((20, 20), np.float32)
+    mask = np.zeros((20, 20), bool)
+    score = np.zeros((20, 20), np.float32)
+    for (y, x), p in (((5, 5), 0.9), ((14, 14), 0.5)):
+        data[y - 1 : y + 2, x - 1 : x + 2] = 10
+        mask[y - 1 : y + 2, x - 1 : x + 2] = True
+        score[y - 1 : y + 2, x - 1 : x + 2] = p / 2
+        score[y, x] = p
+    peaks = peaks_from_mask(data, mask, score=score)
+    assert sorted(np.round(peaks.confidence, 3).tolist()) == [0.5, 0.9]
+    kept = peaks_from_mask(data, mask, score=score, min_score=0.6)
+    assert len(kept) == 1 and kept.fs[0] == pytest.approx(5.0) and kept.confidence[0] == pytest.approx(0.9)
+    assert np.isnan(peaks_from_mask(data, mask).confidence).all()  # no score map: unknown
+    with pytest.raises(Exception, match="score map"):
+        peaks_from_mask(data, mask, score=score[:5])
+
+
+def test_fit_finds_the_confidence_that_drops_the_unsure_peaks(tmp_path):
+    path, net = _oracle_run(tmp_path)
+    all_peaks = evaluate_labelled_runs(net, [str(path)])
+    assert all_peaks["peak_fp"] >= 4  # the invented peaks count against argmax
+    op, rep = fit_operating_point(net, [str(path)])
+    assert FALSE_PROB < op.peak_min_confidence <= 0.9
+    kept = evaluate_labelled_runs(net, [str(path)], min_confidence=op.peak_min_confidence)
+    assert kept["peak_fp"] == all_peaks["peak_fp"] - 4 and kept["peak_tp"] == all_peaks["peak_tp"]
+    assert rep["chosen"]["mean_f1"] > rep["argmax"]["mean_f1"]
+    assert op.fitted_on == ["r.cxi"]
+
+
+def test_operating_point_is_stored_in_the_sidecar_without_touching_the_weights(tmp_path):
+    net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=2))
+    w = tmp_path / "w.safetensors"
+    save_weights(net, w, metadata={"note": "kept"})
+    digest = sha256_file(w)
+    write_operating_point(w, OperatingPoint(0.6, ["val.cxi"], "test"), {"chosen": {"threshold": 0.6}})
+    _, info = load_weights(w)  # checksum still verified
+    assert info.verified and sha256_file(w) == digest
+    assert info.metadata["note"] == "kept"
+    assert OperatingPoint.from_metadata(info.metadata).peak_min_confidence == 0.6
+    side = json.loads((tmp_path / "w.json").read_text())
+    assert side["metadata"]["operating_point"]["fit"]["chosen"]["threshold"] == 0.6
+
+
+@pytest.mark.parametrize("raw", [None, {}, {"operating_point": {"peak_min_confidence": "x"}},
+                                 {"operating_point": {"peak_min_confidence": 1.5}}])
+def test_missing_or_bad_operating_point_means_argmax(raw):
+    assert OperatingPoint.from_metadata(raw).peak_min_confidence == 0.0
+
+
+def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
+    run = make_labelled_run(tmp_path / "r.cxi", n_frames=2, shape=(64, 64))
+    net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=2))
+    w = tmp_path / "w.safetensors"
+    save_weights(net, w)
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--fit-operating-point", "--write", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    chosen = fit["operating_point"]["peak_min_confidence"]
+    assert chosen == fit["chosen"]["threshold"] and len(fit["curve"]) > 10
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["min_confidence"] == chosen
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json", "--min-confidence", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["min_confidence"] == 0.0
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-confidence", "1.2"]) == 2
