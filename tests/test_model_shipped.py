@@ -55,3 +55,17 @@ def test_corrupted_copy_of_shipped_weights_is_refused(tmp_path):
     dst.write_bytes(bytes(raw))
     with pytest.raises(ModelError, match="checksum mismatch"):
         load_weights(dst)
+
+
+def test_shipped_weights_carry_a_fitted_operating_point():
+    from peaknet_gui.model.operating_point import OperatingPoint
+
+    _, info = load_weights()
+    op = OperatingPoint.from_metadata(info.metadata)
+    assert 0.0 < op.peak_min_confidence < 1.0
+    assert any(n.endswith(".cxi") for n in op.fitted_on)  # simulated validation runs
+    fit = info.metadata["operating_point"]["fit"]
+    assert fit["chosen"]["threshold"] == op.peak_min_confidence
+    assert fit["chosen"]["mean_f1"] >= fit["argmax"]["mean_f1"]
+    # no evaluation target was used to fit it
+    assert not any(n.startswith("thau_3_2_") or "rawlayout" in n for n in op.fitted_on)
