@@ -61,6 +61,8 @@ def test_simulated_spots_and_background_like_real(real_hit, sim_hits):
     for q in (10, 50, 90):
         assert 0.6 < np.percentile(s_int, q) / np.percentile(real.intensity_sum, q) < 1.6
         assert 0.6 < np.percentile(s_max, q) / np.percentile(real.max_value, q) < 1.6
+    # as many spots per frame as the real hit (the middle radii are crowded: small mosaic domains)
+    assert 0.6 < np.mean([len(sp) for sp in sims]) / len(real) < 1.5
     # strong pixels per spot (DIALS' n_signal; ~18 for the real spots with dispersion_extended)
     assert 0.75 < np.median(s_n) / np.median(real.n_signal) < 1.33
     # background level and Poisson noise between the spots

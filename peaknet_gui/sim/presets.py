@@ -2,9 +2,11 @@
 
 :func:`thaumatin_like` imitates the Diamond I24 thaumatin grid-scan stills on the Pilatus 6M
 (``../shared/data/real/thaumatin_grid``): thaumatin cell, synchrotron bandwidth, the background
-shape fitted to the real frames' radial profile, small mosaic domains (0.1 um: a reflection
-tolerance that does not shrink at low resolution, so spots crowd the middle radii as in the real
-frames) (``benchmarks/bench_sim_realism.py``), a beam
+shape fitted to the real frames' radial profile, small mosaic domains (0.03-0.055 um: a
+reflection tolerance that does not shrink at low resolution, so spots crowd the middle radii as
+in the real frames; with B 37-47 A^2 and the strength below, the DIALS-like finder's spots per
+frame by radius -- 200 px bins from the beam -- are 59/195/301/305/204/90/12 against the real
+frames' 28/135/328/309/202/72/9) (``benchmarks/bench_sim_realism.py``), a beam
 more divergent horizontally (0.55-0.7 mrad RMS) so spots are elongated along fs as the real
 ones (axis ratio ~1.6, measured from second moments), a mosaic spread of 0.018-0.024 deg (with
 DIALS' default ``dispersion_extended`` finder the spots then hold as many strong pixels as the
@@ -30,9 +32,9 @@ def thaumatin_like(det, seed: int, *, strength_scale: float = 1.0) -> FrameParam
                           water_tail=0.41, tail_decay=0.09, water2=0.0, flat=0.12,
                           scale=float(rng.lognormal(0.0, 0.08)), polarisation=0.99)
     crystal = CrystalParams(cell=THAUMATIN, rotation=random_rotation(rng).tolist(),
-                            mosaicity_deg=float(rng.uniform(0.018, 0.024)), domain_size_um=float(rng.uniform(0.08, 0.15)),
-                            b_factor=float(rng.uniform(25.0, 35.0)), d_limit_a=1.5,
-                            strength=float(30000.0 * strength_scale * np.exp(rng.normal(0, 0.5))))
+                            mosaicity_deg=float(rng.uniform(0.018, 0.024)), domain_size_um=float(rng.uniform(0.03, 0.055)),
+                            b_factor=float(rng.uniform(37.0, 47.0)), d_limit_a=1.5,
+                            strength=float(90000.0 * strength_scale * np.exp(rng.normal(0, 0.5))))
     return FrameParams(kind="hit", seed=int(rng.integers(2**31)), photon_energy_ev=det.photon_energy_ev,
                        bandwidth=1e-4, divergence_mrad=(float(rng.uniform(0.55, 0.7)), float(rng.uniform(0.1, 0.2))),
                        background=bg, crystals=[crystal],
