@@ -76,8 +76,7 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         expected = w.worker.analyzer.rethreshold(raw, frame, w.state.finder, w.state.mask)
         assert sure.result.n_peaks == expected.n_peaks < auto.result.n_peaks
         assert np.all(expected.peaks.confidence >= np.float32(0.97))
-        op = w.worker.analyzer.predictor.peak_min_confidence  # the shipped weights' operating point
-        assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:.2f})"
+        assert "operating point (0." in peaks_dock.confidence.argmax.text()
 
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)
