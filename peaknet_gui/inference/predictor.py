@@ -150,13 +150,10 @@ class Predictor:
         cfg = getattr(model, "config", None)
         if cfg is not None and "config" not in self.model_info:
             self.model_info["config"] = repr(cfg)
-
-    @property
-    def peak_min_confidence(self) -> float:
-        """The loaded weights' operating point (0 when the weights carry none)."""
         from ..model.operating_point import OperatingPoint
 
-        return OperatingPoint.from_metadata(self.model_info.get("metadata")).peak_min_confidence
+        #: the loaded weights' operating point (0 when the weights carry none), read once
+        self.peak_min_confidence = OperatingPoint.from_metadata(self.model_info.get("metadata")).peak_min_confidence
 
     # --- device and backend -----------------------------------------------------------------
     @property

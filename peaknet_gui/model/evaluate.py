@@ -184,35 +184,70 @@ def _score_of(summary: dict) -> float:
     return float(np.mean(parts))
 
 
-def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
-                            min_confidence: float = 0.0) -> dict:
+def _xy(peaks) -> np.ndarray:
+    return np.stack([peaks.fs, peaks.ss], 1) if len(peaks) else np.zeros((0, 2))
+
+
+@dataclass
+class FramePeaks:
+    """One frame's found peaks -- every argmax component, with its confidence -- and its reference
+    peaks, so that the frame can be scored at any minimum confidence without running the model
+    again.  ``marginal_xy`` None: a real frame (no "don't care" spots); ``on_ignored``: found
+    peaks centred on an unlabelled (255) pixel, "don't care" too."""
+
+    name: str
+    found_xy: np.ndarray
+    confidence: np.ndarray
+    ref_xy: np.ndarray
+    ref_snr: Optional[np.ndarray] = None
+    marginal_xy: Optional[np.ndarray] = None
+    on_ignored: Optional[np.ndarray] = None
+
+    def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0) -> dict:
+        """Add the peaks of confidence >= ``min_confidence`` to ``scores`` (:meth:`Scores.add_peaks`)."""
+        keep = self.confidence >= min_confidence
+        fxy = self.found_xy[keep]
+        mxy = self.marginal_xy
+        if mxy is not None and self.on_ignored is not None:
+            mxy = np.concatenate([mxy, fxy[self.on_ignored[keep]]])
+        return scores.add_peaks(fxy, self.ref_xy, self.ref_snr, radius, self.name, marginal_xy=mxy)
+
+
+def labelled_frame_peaks(net, run, i: int, *, device="cpu") -> tuple:
+    """(:class:`FramePeaks` or None without truth peaks, class map, labels, bad) of frame ``i``
+    of a :class:`~.dataset.LabelledRun`."""
     data = run.data(i)
     bad = run.bad(i, data)
     labels = run.labels(i)
     pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
-    scores.add_pixels(pred, labels, ~bad)
     truth = run.truth(i)
-    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob,
-                            min_score=min_confidence)
-    fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
     if truth is None:
-        return {}
-    rxy = np.stack([truth.fs, truth.ss], 1)
+        return None, pred, labels, bad
+    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob)
+    fxy = _xy(found)
+    iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
+    ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
     mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
-    # found peaks centred on unlabelled (255) pixels are "don't care" too: add them as marginal points
-    if len(fxy):
-        iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
-        ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
-        mxy = np.concatenate([mxy, fxy[labels[iy, ix] == 255]])
-    return scores.add_peaks(fxy, rxy, truth.snr, radius, f"{run.path.name}//{i}", marginal_xy=mxy)
+    peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
+                       mxy, labels[iy, ix] == 255)
+    return peaks, pred, labels, bad
 
 
-def validate(net, frames, *, device="cpu", radius: float = 2.0, min_confidence: float = 0.0) -> dict:
+def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
+                            min_confidence: float = 0.0) -> dict:
+    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device)
+    scores.add_pixels(pred, labels, ~bad)
+    if peaks is None:
+        return {}
+    return peaks.score(scores, min_confidence, radius)
+
+
+def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
     """Figures on (LabelledRun, index) pairs, plus ``score`` (mean of peak F1 at SNR >= 6 and
     artifact IoU) used to pick the best checkpoint."""
     scores = Scores()
     for run, i in frames:
-        evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device, min_confidence=min_confidence)
+        evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device)
     d = scores.summary()
     d["score"] = _score_of(d)
     return d
@@ -273,16 +308,22 @@ def find_spots_file(data_path) -> Optional[Path]:
     return None
 
 
-def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
-                     *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
-                     min_confidence: float = 0.0) -> dict:
+def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, *, geometry=None,
+                     device="cpu", name: str = "") -> tuple:
+    """(:class:`FramePeaks` against the reference spots ``ref_xy``, class map) of a real frame;
+    per panel when ``geometry`` has several."""
     panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
     pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
-    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob,
-                            min_score=min_confidence)
-    fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
-    rec = scores.add_peaks(fxy, ref_xy, None, radius, name)
+    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
+    return FramePeaks(name, _xy(found), found.confidence, ref_xy), pred
+
+
+def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
+                     *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
+                     min_confidence: float = 0.0) -> dict:
+    peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name)
+    rec = peaks.score(scores, min_confidence, radius)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
     rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
     return rec

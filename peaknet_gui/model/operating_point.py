@@ -56,23 +56,10 @@ class OperatingPoint:
         return asdict(self)
 
 
-@dataclass
-class _FrameRecord:
-    run: int
-    found_xy: np.ndarray
-    confidence: np.ndarray
-    on_ignored: np.ndarray  # found peak centred on a 255 (not labelled) pixel
-    truth_xy: np.ndarray
-    truth_snr: np.ndarray
-    marginal_xy: np.ndarray
-    name: str
-
-
-def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optional[int] = None) -> List[_FrameRecord]:
-    """Every labelled frame's found peaks (with their confidence) and truth, once."""
-    from ..peaks.components import peaks_from_mask
+def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optional[int] = None) -> List[tuple]:
+    """(run number, :class:`~.evaluate.FramePeaks`) of every labelled frame with truth peaks, once."""
     from .dataset import LabelledRun
-    from .evaluate import predict_maps
+    from .evaluate import labelled_frame_peaks
 
     out = []
     for k, p in enumerate(paths):
@@ -80,57 +67,36 @@ def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optio
         try:
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
-                truth = run.truth(i)
-                if truth is None:
-                    continue
-                data = run.data(i)
-                bad = run.bad(i, data)
-                labels = run.labels(i)
-                pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
-                found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob)
-                fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
-                iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
-                ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
-                mxy = (np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None
-                       else np.zeros((0, 2)))
-                out.append(_FrameRecord(k, fxy, found.confidence.astype(np.float64), labels[iy, ix] == 255,
-                                        np.stack([truth.fs, truth.ss], 1), np.asarray(truth.snr), mxy,
-                                        f"{Path(p).name}//{i}"))
+                peaks = labelled_frame_peaks(net, run, i, device=device)[0]
+                if peaks is not None:
+                    out.append((k, peaks))
         finally:
             run.close()
     return out
 
 
-def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry=None, device="cpu") -> List[_FrameRecord]:
-    """Found peaks (with confidence) of real frames and their reference spot lists: ``files`` holds
-    (frame file, spot list) pairs; each file is one run, numbered from ``first_run``."""
-    from ..peaks.components import peaks_from_mask
-    from .evaluate import predict_maps, read_spots_csv
+def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry=None, device="cpu") -> List[tuple]:
+    """(run number, :class:`~.evaluate.FramePeaks`) of real frames against their reference spot
+    lists: ``files`` holds (frame file, spot list) pairs; each file is one run, numbered from
+    ``first_run``."""
+    from .evaluate import read_spots_csv, real_frame_peaks
     from .realframes import read_real_frames
 
     out = []
     for k, (path, spots) in enumerate(files):
         for name, data, bad, geom in read_real_frames(Path(path), geometry):
             ref = read_spots_csv(spots, geom)
-            panels = [p.slices() for p in geom.panels] if geom is not None and len(geom.panels) > 1 else None
-            pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
-            clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
-            found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geom if panels else None, score=peak_prob)
-            fxy = np.stack([found.fs, found.ss], 1) if len(found) else np.zeros((0, 2))
-            out.append(_FrameRecord(first_run + k, fxy, found.confidence.astype(np.float64), np.zeros(len(fxy), dtype=bool),
-                                    ref, None, np.zeros((0, 2)), name))
+            out.append((first_run + k, real_frame_peaks(net, data, bad, ref, geometry=geom, device=device, name=name)[0]))
     return out
 
 
-def score_at(records: Sequence[_FrameRecord], threshold: float, n_runs: int, *, radius: float = 2.0) -> List[dict]:
+def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius: float = 2.0) -> List[dict]:
     """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``."""
     from .evaluate import Scores
+
     scores = [Scores() for _ in range(n_runs)]
-    for r in records:
-        keep = r.confidence >= threshold if threshold > 0 else np.ones(len(r.confidence), dtype=bool)
-        fxy = r.found_xy[keep]
-        mxy = np.concatenate([r.marginal_xy, fxy[r.on_ignored[keep]]])
-        scores[r.run].add_peaks(fxy, r.truth_xy, r.truth_snr, radius, r.name, marginal_xy=mxy)
+    for run, peaks in records:
+        peaks.score(scores[run], threshold, radius)
     return [s.summary() for s in scores]
 
 
@@ -153,16 +119,15 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     if not records:
         raise InputError("no labelled frame with truth peaks in the given runs")
     names = [Path(p).name for p in paths] + [Path(a).name for a, _ in real]
-    paths = paths + [a for a, _ in real]
-    runs_with_frames = sorted({r.run for r in records})
+    runs_with_frames = sorted({run for run, _ in records})
     curve = []
     for t in grid:
-        per_run = score_at(records, float(t), len(paths), radius=radius)
+        per_run = score_at(records, float(t), len(names), radius=radius)
         f1s = [_f1(per_run[k]) for k in runs_with_frames]
         curve.append({"threshold": float(t), "mean_f1": float(np.mean(f1s)),
-                      "per_run": {Path(paths[k]).name: {"precision": per_run[k].get("peak_precision"),
-                                                        "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
-                                                        "f1": _f1(per_run[k])} for k in runs_with_frames}})
+                      "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
+                                             "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
+                                             "f1": _f1(per_run[k])} for k in runs_with_frames}})
     best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
     op = OperatingPoint(peak_min_confidence=best["threshold"], fitted_on=names,
                         objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)")
