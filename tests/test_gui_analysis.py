@@ -27,6 +27,16 @@ def _count_model_runs(monkeypatch, predictor) -> list:
     return calls
 
 
+def _shipped_operating_point() -> float:
+    import json
+
+    from peaknet_gui.model.operating_point import OperatingPoint
+    from peaknet_gui.model.weights import default_weights_path, sidecar_path
+
+    side = json.loads(sidecar_path(default_weights_path()).read_text())
+    return OperatingPoint.from_metadata(side.get("metadata")).peak_min_confidence
+
+
 def _wait_new_overlay(qtbot, window, change, timeout=30000):
     """Apply a settings change and wait for the overlay made with the new settings."""
     change()
@@ -76,7 +86,8 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         expected = w.worker.analyzer.rethreshold(raw, frame, w.state.finder, w.state.mask)
         assert sure.result.n_peaks == expected.n_peaks < auto.result.n_peaks
         assert np.all(expected.peaks.confidence >= np.float32(0.97))
-        assert "operating point (0." in peaks_dock.confidence.argmax.text()
+        op = _shipped_operating_point()
+        assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:.2f})"
 
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)

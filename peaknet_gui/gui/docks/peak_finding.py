@@ -47,7 +47,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.threshold.setToolTip("Peak-class probability a pixel needs to belong to a peak.\n"
                                   "Moving it re-thresholds the cached probabilities: no new model run.")
         form.addRow("Peak prob.", self.threshold)
-        self.confidence = ProbabilitySlider("model's operating point", auto_label="auto",
+        self.confidence = ProbabilitySlider("model", auto_label="auto",
                                             auto_tip="Keep the peaks the loaded weights were fitted to keep\n"
                                             "(their operating point, fitted on simulated validation runs)")
         self.confidence.setToolTip("Highest peak probability a peak needs to be kept (its confidence).\n"
@@ -175,5 +175,5 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         from ...model.operating_point import OperatingPoint
 
         op = OperatingPoint.from_metadata(info.get("metadata") if isinstance(info.get("metadata"), dict) else None)
-        self.confidence.argmax.setText(f"model's operating point ({op.peak_min_confidence:.2f})")
+        self.confidence.argmax.setText(f"model ({op.peak_min_confidence:.2f})")
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))
