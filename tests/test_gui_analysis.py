@@ -88,6 +88,12 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         assert np.all(expected.peaks.confidence >= np.float32(0.97))
         op = _shipped_operating_point()
         assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:.2f})"
+        # powder-ring spots: the check box re-filters the cached result, no model run
+        kept = _wait_new_overlay(qtbot, w, lambda: peaks_dock.drop_rings.setChecked(False))
+        assert w.state.finder.drop_ring_spots is False and len(kept.result.ring_spots) == 0
+        dropped = _wait_new_overlay(qtbot, w, lambda: peaks_dock.drop_rings.setChecked(True))
+        assert w.state.finder.drop_ring_spots is True
+        assert kept.result.n_peaks == dropped.result.n_peaks + len(dropped.result.ring_spots)
 
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)

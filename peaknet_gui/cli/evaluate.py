@@ -49,6 +49,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-confidence", type=float,
                    help="keep peaks whose highest peak probability reaches this (default: the weights' operating point; 0: all)")
+    p.add_argument("--keep-ring-spots", action="store_true",
+                   help="score the peaks on powder rings too (default: dropped, as peaknet find and the GUI do)")
     p.add_argument("--fit-operating-point", action="store_true",
                    help="fit the minimum confidence on the labelled runs given (validation runs: seeds used nowhere else)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
@@ -116,10 +118,12 @@ def run(args) -> int:
     min_conf = op.peak_min_confidence if args.min_confidence is None else float(args.min_confidence)
     if not 0.0 <= min_conf < 1.0:
         raise InputError(f"--min-confidence must be in [0, 1), not {min_conf}")
-    report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf}
+    drop = not args.keep_ring_spots
+    report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
+              "drop_ring_spots": drop}
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
-                                   max_frames=args.max_frames, min_confidence=min_conf)
+                                   max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -133,7 +137,7 @@ def run(args) -> int:
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
-                                 min_confidence=min_conf)
+                                 min_confidence=min_conf, drop_ring_spots=drop)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -172,7 +176,8 @@ def _fit(args, net, info, labelled, real, geometry, device) -> int:
             raise InputError(f"{p}: no reference spot list (give --spots or put {p.name}.spots.csv beside it)")
         pairs.append((p, spots))
     op, rep = fit_operating_point(net, [str(p) for p in labelled], real=pairs, geometry=geometry, device=device,
-                                  radius=args.radius, max_frames=args.max_frames)
+                                  radius=args.radius, max_frames=args.max_frames,
+                                  drop_ring_spots=not args.keep_ring_spots)
     if args.write:
         rep["written_to"] = str(write_operating_point(info.path, op, rep))
     if args.json:

@@ -72,6 +72,8 @@ def register(sub) -> None:
     p.add_argument("--min-snr", type=float, default=0.0, help="minimum peak SNR (total intensity / local noise)")
     p.add_argument("--min-confidence", type=_confidence,
                    help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
+    p.add_argument("--keep-ring-spots", action="store_true",
+                   help="keep peaks that crowd on a powder ring (ice, salt; default: moved to the auto-mask)")
     p.add_argument("--min-res", type=float, help="finest d-spacing kept, Angstrom")
     p.add_argument("--max-res", type=float, help="coarsest d-spacing kept, Angstrom")
     p.add_argument("--pf8-threshold", type=float, default=0.0, help="peakfinder8 ADC threshold (detector units)")
@@ -93,6 +95,7 @@ def _settings(args):
         algorithm=args.algorithm,
         peak_threshold=args.peak_threshold,
         min_confidence=args.min_confidence,
+        drop_ring_spots=not args.keep_ring_spots,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         min_res_a=args.min_res,

@@ -98,22 +98,21 @@ class LabelledRun:
             self.close()
             raise InputError(f"{self.path}: labels shape {self._labels.shape} does not match data shape {self._data.shape}")
         self._mask = self._f[MASK] if MASK in self._f else None
-        self.panels = self._read_panels()
+        self.geometry = self._read_geometry()  # the run's .geom beside it, None without one
+        self.panels = None if self.geometry is None or len(self.geometry.panels) <= 1 else [
+            p.slices() for p in self.geometry.panels]
 
-    def _read_panels(self) -> Optional[List[Tuple[slice, slice]]]:
+    def _read_geometry(self):
         geom = self.path.with_suffix(".geom")
         if not geom.exists():
             return None
         try:
             from ..geometry import read_geom
 
-            g = read_geom(geom)
+            return read_geom(geom)
         except Exception as e:  # a broken geometry should not stop training: whole frame
             log.warning("%s: geometry not usable (%s); frames normalised as one panel", geom, e)
             return None
-        if len(g.panels) <= 1:
-            return None
-        return [p.slices() for p in g.panels]
 
     def __len__(self) -> int:
         return int(self._data.shape[0])

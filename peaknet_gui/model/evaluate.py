@@ -4,7 +4,10 @@ Per frame the network's class map is the argmax of its logits (normalised per pa
 panel as the predictor does); peaks are the 8-connected components of the peak class
 (:func:`~peaknet_gui.peaks.components.peaks_from_mask`, intensity-weighted centroids) whose
 highest peak probability reaches ``min_confidence`` (the weights' operating point,
-:mod:`.operating_point`; 0 keeps every component).
+:mod:`.operating_point`; 0 keeps every component), without the spots of powder rings
+(:mod:`peaknet_gui.peaks.rings`, as ``peaknet find`` and the GUI drop them; needs the frame's
+geometry: the ``.geom`` beside a labelled run, the real frame's own) unless
+``drop_ring_spots`` is False.
 
 Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``):
 
@@ -40,6 +43,7 @@ import torch
 from ..errors import InputError
 from ..peaks.components import peaks_from_mask
 from ..peaks.matching import match_peaks
+from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
 from .normalize import normalize
 from .unet import forward_padded
 
@@ -193,7 +197,8 @@ class FramePeaks:
     """One frame's found peaks -- every argmax component, with its confidence -- and its reference
     peaks, so that the frame can be scored at any minimum confidence without running the model
     again.  ``marginal_xy`` None: a real frame (no "don't care" spots); ``on_ignored``: found
-    peaks centred on an unlabelled (255) pixel, "don't care" too."""
+    peaks centred on an unlabelled (255) pixel, "don't care" too; ``ring_radius``: the found
+    peaks' equivalent radii for the powder-ring test (None without a geometry: no test)."""
 
     name: str
     found_xy: np.ndarray
@@ -202,10 +207,15 @@ class FramePeaks:
     ref_snr: Optional[np.ndarray] = None
     marginal_xy: Optional[np.ndarray] = None
     on_ignored: Optional[np.ndarray] = None
+    ring_radius: Optional[np.ndarray] = None
 
-    def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0) -> dict:
-        """Add the peaks of confidence >= ``min_confidence`` to ``scores`` (:meth:`Scores.add_peaks`)."""
+    def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
+              drop_ring_spots: bool = True) -> dict:
+        """Add the peaks of confidence >= ``min_confidence`` (and off powder rings) to ``scores``
+        (:meth:`Scores.add_peaks`)."""
         keep = self.confidence >= min_confidence
+        if drop_ring_spots and self.ring_radius is not None and keep.any():
+            keep[keep] = ~powder_ring_peaks(self.ring_radius[keep])
         fxy = self.found_xy[keep]
         mxy = self.marginal_xy
         if mxy is not None and self.on_ignored is not None:
@@ -229,17 +239,17 @@ def labelled_frame_peaks(net, run, i: int, *, device="cpu") -> tuple:
     ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
     mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
     peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
-                       mxy, labels[iy, ix] == 255)
+                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry))
     return peaks, pred, labels, bad
 
 
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
-                            min_confidence: float = 0.0) -> dict:
+                            min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
     peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device)
     scores.add_pixels(pred, labels, ~bad)
     if peaks is None:
         return {}
-    return peaks.score(scores, min_confidence, radius)
+    return peaks.score(scores, min_confidence, radius, drop_ring_spots)
 
 
 def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
@@ -316,21 +326,22 @@ def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
     pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
     found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
-    return FramePeaks(name, _xy(found), found.confidence, ref_xy), pred
+    return FramePeaks(name, _xy(found), found.confidence, ref_xy,
+                      ring_radius=equivalent_radius_px(found.fs, found.ss, geometry)), pred
 
 
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
-                     min_confidence: float = 0.0) -> dict:
+                     min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
     peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name)
-    rec = peaks.score(scores, min_confidence, radius)
+    rec = peaks.score(scores, min_confidence, radius, drop_ring_spots)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
     rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
     return rec
 
 
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
-                           min_confidence: float = 0.0) -> dict:
+                           min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
     from .dataset import LabelledRun
 
     scores = Scores()
@@ -340,7 +351,7 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
-                                        min_confidence=min_confidence)
+                                        min_confidence=min_confidence, drop_ring_spots=drop_ring_spots)
         finally:
             run.close()
     d = scores.summary()

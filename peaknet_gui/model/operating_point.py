@@ -90,13 +90,15 @@ def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry
     return out
 
 
-def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius: float = 2.0) -> List[dict]:
-    """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``."""
+def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius: float = 2.0,
+             drop_ring_spots: bool = True) -> List[dict]:
+    """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``
+    (and off powder rings unless ``drop_ring_spots`` is False)."""
     from .evaluate import Scores
 
     scores = [Scores() for _ in range(n_runs)]
     for run, peaks in records:
-        peaks.score(scores[run], threshold, radius)
+        peaks.score(scores[run], threshold, radius, drop_ring_spots)
     return [s.summary() for s in scores]
 
 
@@ -105,11 +107,13 @@ def _f1(summary: dict) -> float:
 
 
 def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
-                        grid=DEFAULT_GRID, radius: float = 2.0, max_frames: Optional[int] = None) -> tuple:
+                        grid=DEFAULT_GRID, radius: float = 2.0, max_frames: Optional[int] = None,
+                        drop_ring_spots: bool = True) -> tuple:
     """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over ``grid``: on the
     labelled runs ``paths`` the F1 on peaks with SNR >= 6, on the real frames ``real`` ((frame
     file, DIALS spot list) pairs, one run per file) the F1 against the list; ties go to the
-    lower threshold."""
+    lower threshold.  The peaks are those the program keeps: powder-ring spots are dropped
+    unless ``drop_ring_spots`` is False."""
     paths = [str(p) for p in paths]
     real = [(str(a), str(b)) for a, b in real]
     if not paths and not real:
@@ -122,7 +126,7 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     runs_with_frames = sorted({run for run, _ in records})
     curve = []
     for t in grid:
-        per_run = score_at(records, float(t), len(names), radius=radius)
+        per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots)
         f1s = [_f1(per_run[k]) for k in runs_with_frames]
         curve.append({"threshold": float(t), "mean_f1": float(np.mean(f1s)),
                       "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
@@ -130,7 +134,8 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                                              "f1": _f1(per_run[k])} for k in runs_with_frames}})
     best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
     op = OperatingPoint(peak_min_confidence=best["threshold"], fitted_on=names,
-                        objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)")
+                        objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)"
+                        + ("; powder-ring spots dropped" if drop_ring_spots else ""))
     return op, {"chosen": best, "argmax": curve[0] if grid[0] == 0 else None, "curve": curve}
 
 

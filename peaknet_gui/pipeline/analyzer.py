@@ -10,8 +10,10 @@ Two algorithms:
 * ``"peakfinder8"``: the classical finder, for comparison; the auto-mask is then only the static
   mask and the detector's bad pixels.
 
-Pixels in the frame's auto-mask (artifacts, static mask, gaps) never belong to a peak, so the
-peaks agree with the mask that is exported for CrystFEL.  Timings per stage (ms) are in
+Peaks crowding on one scattering angle (the spots of an ice or salt powder ring,
+:mod:`peaknet_gui.peaks.rings`) leave the peak list for the auto-mask (``ring_spots``).  Pixels in
+the frame's auto-mask (artifacts, static mask, gaps) never belong to a peak, so the peaks agree
+with the mask that is exported for CrystFEL.  Timings per stage (ms) are in
 ``FrameResult.timings_ms``: ``normalise``, ``model``, ``postprocess`` (the run loop adds
 ``read`` and ``export``).
 """
@@ -35,7 +37,9 @@ from ..masks.automask import artifact_mask_from_probabilities, dilate, frame_mas
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
+from ..peaks.peaklist import PeakList
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
+from ..peaks.rings import mask_spots, split_ring_peaks
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
 
@@ -249,6 +253,14 @@ class FrameAnalyzer:
             return float(finder.min_confidence)
         return self._predictor.peak_min_confidence if self._predictor is not None else 0.0
 
+    @staticmethod
+    def _without_ring_spots(peaks, geom: Optional[Geometry], finder: FinderSettings, auto: np.ndarray) -> tuple:
+        """(peaks off powder rings, ring spots, auto-mask with the ring spots masked)."""
+        if not finder.drop_ring_spots or geom is None:
+            return peaks, PeakList(), auto
+        peaks, rings = split_ring_peaks(peaks, geom)
+        return peaks, rings, mask_spots(auto, rings)
+
     # --- the two algorithms ------------------------------------------------------------------------
     def _from_probabilities(
         self,
@@ -294,8 +306,10 @@ class FrameAnalyzer:
             score=peak_prob,
             min_score=self.min_confidence(finder),
         )
+        peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
+            ring_spots=rings,
             serial=frame.serial,
             event=frame.event,
             peaks=peaks,
@@ -322,8 +336,10 @@ class FrameAnalyzer:
         peaks = peakfinder8(
             frame.data, bad=unusable, geometry=geom, settings=settings, photon_energy_ev=self._energy(frame, geom)
         )
+        peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
+            ring_spots=rings,
             serial=frame.serial,
             event=frame.event,
             peaks=peaks,

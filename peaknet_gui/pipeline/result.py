@@ -18,6 +18,8 @@ class FrameResult:
     ``peak_prob`` / ``artifact_prob`` are the model's class probabilities (float16, the frame's
     data shape) kept so that thresholds can change without running the model again; they are
     ``None`` for the classical finder.  ``artifact_mask`` is True where a pixel is masked.
+    ``ring_spots``: the peaks found on a powder ring (:mod:`peaknet_gui.peaks.rings`), not in
+    ``peaks`` and masked in ``artifact_mask``.
     """
 
     serial: int
@@ -30,6 +32,7 @@ class FrameResult:
     algorithm: str = "peaknet"
     device: str = "cpu"
     timings_ms: dict = field(default_factory=dict)
+    ring_spots: PeakList = field(default_factory=PeakList)
 
     @property
     def n_peaks(self) -> int:

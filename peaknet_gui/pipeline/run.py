@@ -56,6 +56,8 @@ class RunSummary:
     frames: int = 0
     hits: int = 0
     peaks: int = 0
+    ring_spots: int = 0  # peaks dropped as powder-ring spots (masked instead)
+    frames_with_rings: int = 0
     wall_s: float = 0.0
     device: str = ""
     algorithm: str = ""
@@ -90,6 +92,8 @@ class RunSummary:
             "hits": self.hits,
             "hit_rate": self.hit_rate,
             "mean_peaks": self.mean_peaks,
+            "ring_spots": self.ring_spots,
+            "frames_with_rings": self.frames_with_rings,
             "ms_per_frame": self.ms_per_frame,
             "wall_s": self.wall_s,
             "device": self.device,
@@ -104,7 +108,9 @@ class RunSummary:
         lines = [
             f"frames      {self.frames}" + ("  (interrupted)" if self.interrupted else "  (cancelled)" if self.cancelled else ""),
             f"hits        {self.hits}  (hit rate {100 * self.hit_rate:.1f} %)",
-            f"mean peaks  {self.mean_peaks:.1f}",
+            f"mean peaks  {self.mean_peaks:.1f}"
+            + (f"  ({self.ring_spots} powder-ring spots on {self.frames_with_rings} frames masked, not counted)"
+               if self.ring_spots else ""),
             f"ms/frame    {self.ms_per_frame:.1f}  ("
             + ", ".join(f"{k} {v:.1f}" for k, v in self.mean_stage_ms().items())
             + ")",
@@ -239,6 +245,8 @@ def run_analysis(
                 summary.frames += 1
                 summary.hits += int(res.hit)
                 summary.peaks += res.n_peaks
+                summary.ring_spots += len(res.ring_spots)
+                summary.frames_with_rings += int(len(res.ring_spots) > 0)
                 for k, v in res.timings_ms.items():
                     summary.stage_ms[k] = summary.stage_ms.get(k, 0.0) + float(v)
                 if progress is not None:

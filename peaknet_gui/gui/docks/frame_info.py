@@ -68,7 +68,9 @@ class FrameInfoDock(QtWidgets.QDockWidget):
             self._set(k, "\u2026")
 
     def set_result(self, result) -> None:
-        self._set("peaks", str(result.n_peaks))
+        rings = len(getattr(result, "ring_spots", ()) or ())
+        self._set("peaks", str(result.n_peaks) + (f"  (+{rings} on powder rings, masked)" if rings else ""),
+                  f"{rings} spots on powder rings (ice, salt) moved to the auto-mask" if rings else "")
         self.labels["hit"].setText("HIT" if result.hit else "no")
         self.labels["hit"].setStyleSheet("color: #ffaa28;" if result.hit else "")
         t = result.timings_ms

@@ -53,6 +53,11 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.confidence.setToolTip("Highest peak probability a peak needs to be kept (its confidence).\n"
                                    "Moving it re-filters the cached probabilities: no new model run.")
         form.addRow("Confidence", self.confidence)
+        self.drop_rings = QtWidgets.QCheckBox("drop powder-ring spots")
+        self.drop_rings.setToolTip("Peaks crowding on one scattering angle (the spots of an ice or salt ring)\n"
+                                   "are not Bragg peaks of the crystal: they go into the auto-mask.\n"
+                                   "Needs a geometry (beam centre); no new model run.")
+        form.addRow("Rings", self.drop_rings)
         self.min_pixels = spin(1, 10000, finder.min_pixels, "Smallest peak, in pixels")
         self.max_pixels = spin(1, 100000, finder.max_pixels, "Largest peak, in pixels")
         px = QtWidgets.QHBoxLayout()
@@ -103,6 +108,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.algorithm.currentIndexChanged.connect(self._changed)
         self.threshold.valueChanged.connect(self._changed)
         self.confidence.valueChanged.connect(self._changed)
+        self.drop_rings.toggled.connect(self._changed)
         for sb in (self.min_pixels, self.max_pixels, self.max_res, self.min_res, self.min_snr, self.min_peaks,
                    self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius):
             sb.valueChanged.connect(self._changed)
@@ -114,6 +120,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         f.algorithm = self.algorithm.currentData()
         f.peak_threshold = self.threshold.value()
         f.min_confidence = self.confidence.value()
+        f.drop_ring_spots = self.drop_rings.isChecked()
         f.min_pixels = self.min_pixels.value()
         f.max_pixels = max(self.max_pixels.value(), f.min_pixels)
         f.max_res_a = optional_value(self.max_res)
@@ -128,7 +135,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         return f
 
     def set_finder(self, f: FinderSettings) -> None:
-        widgets = (self.algorithm, self.threshold, self.confidence, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
+        widgets = (self.algorithm, self.threshold, self.confidence, self.drop_rings, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
                    self.min_snr, self.min_peaks, self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius)
         for w in widgets:
             w.blockSignals(True)
@@ -137,6 +144,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.algorithm.setCurrentIndex(max(i, 0))
         self.threshold.set_value(f.peak_threshold)
         self.confidence.set_value(f.min_confidence)
+        self.drop_rings.setChecked(f.drop_ring_spots)
         self.min_pixels.setValue(f.min_pixels)
         self.max_pixels.setValue(f.max_pixels)
         self.max_res.setValue(f.max_res_a or 0.0)

@@ -1,0 +1,136 @@
+"""Powder-ring spots: peaks crowding on one scattering angle leave the peak list for the mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peaknet_gui.frame import EventId, Frame
+from peaknet_gui.geometry import Geometry
+from peaknet_gui.model.evaluate import FramePeaks, Scores
+from peaknet_gui.peaks.peaklist import PeakList
+from peaknet_gui.peaks.rings import (RingTest, equivalent_radius_px, mask_spots, powder_ring_peaks, ring_annuli,
+                                     split_ring_peaks)
+from _pipeline_frames import ListSource
+
+from peaknet_gui.pipeline.analyzer import FrameAnalyzer
+from peaknet_gui.pipeline.run import run_analysis
+from peaknet_gui.pipeline.settings import FinderSettings
+
+
+def smooth_radii(rng, n, r0=50.0, r1=900.0):
+    """Radii of peaks spread evenly over the area of an annulus (density grows with radius)."""
+    return np.sqrt(rng.uniform(r0**2, r1**2, n))
+
+
+def test_smoothly_spread_peaks_make_no_ring():
+    rng = np.random.default_rng(11)
+    false_rings = sum(powder_ring_peaks(smooth_radii(rng, n)).any() for n in [40, 300, 1500, 3000] * 50)
+    assert false_rings == 0
+    # a detector edge or a resolution cut-off (peaks only out to 600 px, many of them) is no ring
+    r = np.concatenate([smooth_radii(rng, 2500, 50, 600), smooth_radii(rng, 50, 600, 900)])
+    assert not powder_ring_peaks(r).any()
+
+
+def test_the_spots_of_a_ring_are_found_among_bragg_peaks():
+    rng = np.random.default_rng(12)
+    bragg = smooth_radii(rng, 1500)
+    ring = 500.0 + rng.normal(0.0, 0.6, 25)
+    flags = powder_ring_peaks(np.concatenate([bragg, ring]))
+    assert flags[-25:].all()
+    # besides the ring's spots only peaks inside its annulus (a few pixels wide) go with it
+    (lo, hi), = ring_annuli(np.concatenate([bragg, ring]))
+    assert 490 < lo < 500 < hi < 510
+    assert np.all(np.abs(bragg[flags[:-25]] - 500.0) <= 8.0)
+    # two rings, few Bragg peaks
+    two = np.concatenate([smooth_radii(rng, 60), 300 + rng.normal(0, 0.5, 8), 700 + rng.normal(0, 0.5, 12)])
+    assert len(ring_annuli(two)) == 2 and powder_ring_peaks(two)[-20:].all()
+    # too few spots to tell, or no radii at all: nothing
+    assert not powder_ring_peaks(np.concatenate([bragg, 500.0 + rng.normal(0, 0.6, 5)])).any()
+    assert powder_ring_peaks(None).shape == (0,)
+    assert not powder_ring_peaks(np.array([np.nan] * 10)).any()
+
+
+def test_equivalent_radius_is_the_scattering_angle_on_any_panel():
+    flat = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)
+    fs, ss = np.array([240.0, 340.0, 240.0]), np.array([190.0, 190.0, 90.0])
+    np.testing.assert_allclose(equivalent_radius_px(fs, ss, flat), [0.0, 100.0, 100.0], atol=1e-6)
+    # two panels at 10 and 15 cm: points at the same scattering angle (tan 2theta = 0.1) on
+    # either have the same equivalent radius (at the panels' median distance, 12.5 cm: 125 px)
+    two = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)
+    back = two.copy().panels[0]
+    back.name, back.min_ss, back.max_ss, back.coffset = "p1", 400, 799, 0.05
+    two.panels.append(back)
+    r = equivalent_radius_px(np.array([340.0, 390.0]), np.array([190.0, 590.0]), two)
+    np.testing.assert_allclose(r, [125.0, 125.0], rtol=1e-6)
+    assert equivalent_radius_px(fs, ss, None) is None
+
+
+def test_split_and_mask():
+    rng = np.random.default_rng(13)
+    geom = Geometry.single_panel((1000, 1000), 100e-6, 0.1, 500.0, 500.0)
+    r = np.concatenate([smooth_radii(rng, 300, 30, 480), 300 + rng.normal(0, 0.4, 15)])
+    phi = rng.uniform(0, 2 * np.pi, len(r))
+    peaks = PeakList(fs=500 + r * np.cos(phi), ss=500 + r * np.sin(phi), npix=np.full(len(r), 9))
+    kept, rings = split_ring_peaks(peaks, geom)
+    assert len(kept) + len(rings) == len(peaks) and len(rings) >= 15
+    assert np.all(np.abs(np.hypot(rings.fs - 500, rings.ss - 500) - 300) < 3)
+    m = mask_spots(np.zeros((1000, 1000), bool), rings)
+    assert m[np.rint(rings.ss).astype(int), np.rint(rings.fs).astype(int)].all()
+    assert m.sum() <= len(rings) * np.pi * 3**2 * 1.5  # a disc of radius 2 + 1 px margin per spot
+    assert split_ring_peaks(peaks, None)[1].fs.shape == (0,)
+
+
+def ring_frame(rng, shape=(600, 600), centre=(300.0, 300.0), n_bragg=60, n_ring=24, ring_r=200.0):
+    """Poisson background with Gaussian spots: Bragg-like ones spread over the frame and the
+    grains of a powder ring at ``ring_r`` around the beam."""
+    h, w = shape
+    data = rng.poisson(20.0, shape).astype(np.float64)
+    pos = []
+    while len(pos) < n_bragg:
+        y, x = rng.uniform(10, h - 10), rng.uniform(10, w - 10)
+        if abs(np.hypot(y - centre[1], x - centre[0]) - ring_r) > 10 and all(np.hypot(y - a, x - b) > 8 for a, b in pos):
+            pos.append((y, x))
+    phi = np.linspace(0, 2 * np.pi, n_ring, endpoint=False) + rng.uniform(0, 0.1, n_ring)
+    grains = [(centre[1] + ring_r * np.sin(p), centre[0] + ring_r * np.cos(p)) for p in phi]
+    for y, x in pos + grains:
+        y0, x0 = int(y), int(x)
+        yy, xx = np.mgrid[y0 - 4:y0 + 5, x0 - 4:x0 + 5]
+        data[y0 - 4:y0 + 5, x0 - 4:x0 + 5] += rng.poisson(400 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 2.0))
+    frame = Frame(data=data.astype(np.float32), event=EventId("ring.h5", 0), serial=0)
+    return frame, np.array(pos), np.array(grains)
+
+
+def test_analyzer_moves_ring_spots_into_the_auto_mask():
+    rng = np.random.default_rng(14)
+    frame, bragg, grains = ring_frame(rng)
+    geom = Geometry.single_panel(frame.shape, 172e-6, 0.1, 300.0, 300.0, photon_energy_ev=12000.0)
+    keep = FrameAnalyzer("peakfinder8", device="cpu", geometry=geom, finder=FinderSettings(drop_ring_spots=False))
+    everything = keep.analyze([frame])[0]
+    assert len(everything.peaks) == len(bragg) + len(grains) and len(everything.ring_spots) == 0
+    an = FrameAnalyzer("peakfinder8", device="cpu", geometry=geom, finder=FinderSettings())
+    res = an.analyze([frame])[0]
+    assert len(res.ring_spots) == len(grains) and len(res.peaks) == len(bragg)
+    d = np.hypot(res.ring_spots.fs[:, None] - grains[None, :, 1], res.ring_spots.ss[:, None] - grains[None, :, 0])
+    assert d.min(axis=1).max() < 0.5
+    iy, ix = np.rint(res.ring_spots.ss).astype(int), np.rint(res.ring_spots.fs).astype(int)
+    assert res.artifact_mask[iy, ix].all() and not everything.artifact_mask.any()
+    # without a geometry there is no beam centre: nothing is dropped
+    assert len(FrameAnalyzer("peakfinder8", device="cpu").analyze([frame])[0].ring_spots) == 0
+    # the run summary (peaknet find) reports them
+    summary = run_analysis(ListSource([frame, frame]), an)
+    assert summary.peaks == 2 * len(bragg) and summary.ring_spots == 2 * len(grains) and summary.frames_with_rings == 2
+    assert f"{2 * len(grains)} powder-ring spots on 2 frames" in summary.format()
+
+
+def test_evaluation_scores_the_peaks_the_program_keeps():
+    rng = np.random.default_rng(15)
+    r = np.concatenate([smooth_radii(rng, 100), 400 + rng.normal(0, 0.4, 12)])
+    xy = np.stack([500 + r, np.full(len(r), 500.0)], 1)
+    ref = xy[:100]  # the reference lists the Bragg peaks only
+    peaks = FramePeaks("f", xy, np.ones(len(r)), ref, ring_radius=r)
+    dropped, kept = Scores(), Scores()
+    peaks.score(dropped)
+    peaks.score(kept, drop_ring_spots=False)
+    assert dropped.summary()["peak_fp"] == 0 and kept.summary()["peak_fp"] == 12
+    assert dropped.summary()["peak_tp"] >= 95  # a Bragg peak that happens to sit in the annulus may go too
