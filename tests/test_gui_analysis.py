@@ -87,13 +87,7 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         assert sure.result.n_peaks == expected.n_peaks < auto.result.n_peaks
         assert np.all(expected.peaks.confidence >= np.float32(0.97))
         op = _shipped_operating_point()
-        assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:.2f})"
-        # powder-ring spots: the check box re-filters the cached result, no model run
-        kept = _wait_new_overlay(qtbot, w, lambda: peaks_dock.drop_rings.setChecked(False))
-        assert w.state.finder.drop_ring_spots is False and len(kept.result.ring_spots) == 0
-        dropped = _wait_new_overlay(qtbot, w, lambda: peaks_dock.drop_rings.setChecked(True))
-        assert w.state.finder.drop_ring_spots is True
-        assert kept.result.n_peaks == dropped.result.n_peaks + len(dropped.result.ring_spots)
+        assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:g})"
 
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)
@@ -119,6 +113,32 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         wait_complete(qtbot, w, 1, lambda: w.controller.step(1))
         assert len(calls) in (2, 3)
         assert not recorder.errors
+    finally:
+        w.close()
+
+
+def test_powder_ring_spots_are_masked_and_can_be_kept(qtbot, tmp_path, recorder, monkeypatch):
+    """Demo frame 13 has grainy ice rings: their spots are masked, not counted, until the user
+    keeps them (a re-filter of the cached probabilities, no model run)."""
+    calls = _count_model_runs(monkeypatch, shared_predictor())
+    w = make_window(qtbot, tmp_path)
+    try:
+        open_demo(qtbot, w, 13)
+        peaks_dock, info = w.docks["peaks"], w.docks["info"]
+        shown = w.image_view.overlay
+        rings = shown.result.ring_spots
+        assert len(rings) >= 6 and peaks_dock.drop_rings.isChecked()
+        assert info.labels["rings"].text() == f"{len(rings)} (masked)"
+        assert info.labels["peaks"].text() == str(shown.result.n_peaks)
+        iy, ix = np.rint(rings.ss).astype(int), np.rint(rings.fs).astype(int)
+        from peaknet_gui.gui.display import MASK_AUTO
+
+        assert (shown.mask_code[iy, ix] == MASK_AUTO).all()  # drawn in the auto-mask
+        kept = _wait_new_overlay(qtbot, w, lambda: peaks_dock.drop_rings.setChecked(False))
+        assert w.state.finder.drop_ring_spots is False and len(kept.result.ring_spots) == 0
+        assert kept.result.n_peaks == shown.result.n_peaks + len(rings)
+        assert info.labels["rings"].text() == "none"
+        assert len(calls) == 1 and not recorder.errors
     finally:
         w.close()
 

@@ -12,6 +12,7 @@ FIELDS = (
     ("event", "Event"),
     ("file", "File"),
     ("peaks", "Peaks"),
+    ("rings", "Ring spots"),
     ("hit", "Hit"),
     ("time", "Inference"),
     ("device", "Engine"),
@@ -64,13 +65,15 @@ class FrameInfoDock(QtWidgets.QDockWidget):
         self._set("distance", f"{1e3 * dist:.2f} mm" if dist else "unknown")
         self._set("geometry", geometry_text or ("none" if view.geometry is None else f"{len(view.geometry.panels)} panel(s)"),
                   view.geometry_error or "")
-        for k in ("peaks", "hit", "time"):
+        for k in ("peaks", "rings", "hit", "time"):
             self._set(k, "\u2026")
 
     def set_result(self, result) -> None:
-        rings = len(getattr(result, "ring_spots", ()) or ())
-        self._set("peaks", str(result.n_peaks) + (f"  (+{rings} on powder rings, masked)" if rings else ""),
-                  f"{rings} spots on powder rings (ice, salt) moved to the auto-mask" if rings else "")
+        self._set("peaks", str(result.n_peaks))
+        rings = len(result.ring_spots)
+        self._set("rings", f"{rings} (masked)" if rings else "none",
+                  "Peaks crowding on one scattering angle (ice, salt or calibrant powder rings):\n"
+                  "not counted as Bragg peaks, masked in the auto-mask")
         self.labels["hit"].setText("HIT" if result.hit else "no")
         self.labels["hit"].setStyleSheet("color: #ffaa28;" if result.hit else "")
         t = result.timings_ms
@@ -86,6 +89,7 @@ class FrameInfoDock(QtWidgets.QDockWidget):
 
     def set_no_result(self, why: str) -> None:
         self._set("peaks", "\u2013")
+        self._set("rings", "\u2013")
         self._set("hit", "\u2013")
         self._set("time", why)
 

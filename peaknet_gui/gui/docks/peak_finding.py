@@ -183,5 +183,5 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         from ...model.operating_point import OperatingPoint
 
         op = OperatingPoint.from_metadata(info.get("metadata") if isinstance(info.get("metadata"), dict) else None)
-        self.confidence.argmax.setText(f"model ({op.peak_min_confidence:.2f})")
+        self.confidence.argmax.setText(f"model ({op.peak_min_confidence:g})")
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))
