@@ -52,6 +52,26 @@ def simulated_frame(rng, shape=SHAPE, n_spots=12, amplitude=400.0, dark_box=True
     return Frame(data=data, event=EventId(path, serial), serial=serial, metadata=md), np.array(centres)
 
 
+def ring_frame(rng, shape=(600, 600), centre=(300.0, 300.0), n_bragg=60, n_ring=24, ring_r=200.0):
+    """Poisson background with Gaussian spots: Bragg-like ones spread over the frame and the
+    grains of a powder ring at ``ring_r`` around the beam."""
+    h, w = shape
+    data = rng.poisson(20.0, shape).astype(np.float64)
+    pos = []
+    while len(pos) < n_bragg:
+        y, x = rng.uniform(10, h - 10), rng.uniform(10, w - 10)
+        if abs(np.hypot(y - centre[1], x - centre[0]) - ring_r) > 10 and all(np.hypot(y - a, x - b) > 8 for a, b in pos):
+            pos.append((y, x))
+    phi = np.linspace(0, 2 * np.pi, n_ring, endpoint=False) + rng.uniform(0, 0.1, n_ring)
+    grains = [(centre[1] + ring_r * np.sin(p), centre[0] + ring_r * np.cos(p)) for p in phi]
+    for y, x in pos + grains:
+        y0, x0 = int(y), int(x)
+        yy, xx = np.mgrid[y0 - 4:y0 + 5, x0 - 4:x0 + 5]
+        data[y0 - 4:y0 + 5, x0 - 4:x0 + 5] += rng.poisson(400 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 2.0))
+    frame = Frame(data=data.astype(np.float32), event=EventId("ring.h5", 0), serial=0)
+    return frame, np.array(pos), np.array(grains)
+
+
 class ListSource(RunSource):
     """An in-memory run; ``broken`` indices raise InputError like a corrupt frame would."""
 

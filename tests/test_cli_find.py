@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from _pipeline_frames import simulated_frame
+from _pipeline_frames import ring_frame, simulated_frame
 
 from peaknet_gui.cli.main import main
 from peaknet_gui.geometry import Geometry
@@ -104,3 +104,37 @@ def test_ctrl_c_leaves_valid_files_for_the_frames_done(run_file, tmp_path, monke
 def test_bad_inputs_are_reported_not_raised(tmp_path, capsys):
     assert main(["find", str(tmp_path / "missing.cxi"), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "missing.cxi" in capsys.readouterr().err
+
+
+def test_powder_ring_spots_are_masked_unless_kept(tmp_path, capsys):
+    """A frame with the grains of a powder ring: ``peaknet find`` leaves them out of the stream and
+    puts them in the exported mask; ``--keep-ring-spots`` keeps them as peaks."""
+    import json
+
+    from peaknet_gui.export.stream_reader import read_stream
+    from peaknet_gui.geometry.crystfel_geom import write_geom
+
+    frame, bragg, grains = ring_frame(np.random.default_rng(16))
+    path = tmp_path / "ring.h5"
+    with h5py.File(path, "w") as f:
+        f["/entry_1/data_1/data"] = frame.data[None]
+    geom = Geometry.single_panel(frame.shape, 172e-6, 0.1, 300.0, 300.0, photon_energy_ev=12000.0)
+    geom.globals.update({"data": "/entry_1/data_1/data", "dim0": "%", "dim1": "ss", "dim2": "fs"})
+    write_geom(geom, tmp_path / "ring.geom")
+    counts = {}
+    for extra in ([], ["--keep-ring-spots"]):
+        out = tmp_path / ("kept" if extra else "dropped")
+        rc = main(["find", str(path), "--geom", str(tmp_path / "ring.geom"), "--out", str(out), "--algorithm", "peakfinder8",
+                   "--formats", "stream,mask", "--min-peaks", "1", "--no-progress", *extra])
+        assert rc == 0
+        (chunk,) = read_stream(out / "peaks.stream")
+        summary = json.loads((out / "summary.json").read_text())
+        with h5py.File(out / "mask.h5", "r") as f:
+            bad = f["/mask"][()] != 0  # CrystFEL's polarity: 1 = bad
+        iy, ix = np.rint(grains[:, 0]).astype(int), np.rint(grains[:, 1]).astype(int)
+        counts[bool(extra)] = (len(chunk.peaks), summary, bad[iy, ix])
+    assert counts[False][0] == len(bragg) and counts[True][0] == len(bragg) + len(grains)
+    assert counts[False][1]["totals"]["ring_spots"] == len(grains) and counts[True][1]["totals"]["ring_spots"] == 0
+    assert counts[False][1]["frames"][0]["ring_spots"] == len(grains)
+    assert counts[False][2].all() and not counts[True][2].any()  # the grains are in the exported mask
+    assert f"{len(grains)} powder-ring spots on 1 frames" in capsys.readouterr().out

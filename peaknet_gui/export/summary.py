@@ -8,13 +8,14 @@
       "geometry": "run.geom", "crystfel_command": "cd /abs/out && indexamajig -i hits.lst ...",
       "settings": {...},                                        (what the caller passed)
       "totals": {"frames": 6, "hits": 3, "hit_rate": 0.5, "peaks": 51, "mean_peaks": 8.5,
-                 "mean_ms": 12.3, "total_ms": 73.8, "algorithm": "peaknet", "device": "cpu"},
+                 "ring_spots": 0, "mean_ms": 12.3, "total_ms": 73.8, "algorithm": "peaknet", "device": "cpu"},
       "frames": [{"serial": 0, "event": "run.cxi //0", "file": "run.cxi", "index": 0,
-                  "n_peaks": 14, "hit": true, "ms": 12.1, "timings_ms": {"read": 1.0, ...},
+                  "n_peaks": 14, "ring_spots": 0, "hit": true, "ms": 12.1, "timings_ms": {"read": 1.0, ...},
                   "cxi_index": 0}, ...]
     }
 
-``ms`` is the frame's total of the stages timed (read, normalise, model, postprocess, export).
+``ms`` is the frame's total of the stages timed (read, normalise, model, postprocess, export);
+``ring_spots`` the peaks on powder rings that went to the mask instead of ``n_peaks``.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class FrameRecord:
     ms: float
     timings_ms: dict = field(default_factory=dict)
     cxi_index: Optional[int] = None
+    ring_spots: int = 0
 
     def as_dict(self) -> dict:
         d = {"serial": self.serial, "event": self.event, "file": self.file, "index": self.index,
-             "n_peaks": self.n_peaks, "hit": self.hit, "ms": round(self.ms, 3),
+             "n_peaks": self.n_peaks, "ring_spots": self.ring_spots, "hit": self.hit, "ms": round(self.ms, 3),
              "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()}}
         if self.cxi_index is not None:
             d["cxi_index"] = self.cxi_index
@@ -73,6 +75,7 @@ class RunSummary:
             "hit_rate": hits / n if n else 0.0,
             "peaks": peaks,
             "mean_peaks": peaks / n if n else 0.0,
+            "ring_spots": sum(r.ring_spots for r in self.frames),
             "mean_peaks_per_hit": (sum(r.n_peaks for r in self.frames if r.hit) / hits) if hits else 0.0,
             "mean_ms": total_ms / n if n else 0.0,
             "total_ms": total_ms,
