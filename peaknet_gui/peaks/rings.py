@@ -64,14 +64,10 @@ def equivalent_radius_px(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[n
             return np.hypot(x, y) / z * length_px
     from .detmaps import detector_maps
 
-    maps = detector_maps(geometry, geometry_shape(geometry))
+    maps = detector_maps(geometry, geometry.data_shape)
     iy = np.clip(np.rint(ss).astype(int), 0, maps.shape[0] - 1)
     ix = np.clip(np.rint(fs).astype(int), 0, maps.shape[1] - 1)
     return maps.radius_px[iy, ix].astype(np.float64)
-
-
-def geometry_shape(geometry) -> tuple:
-    return (max(p.max_ss for p in geometry.panels) + 1, max(p.max_fs for p in geometry.panels) + 1)
 
 
 def ring_annuli(radius: np.ndarray, test: RingTest = RingTest()) -> np.ndarray:
