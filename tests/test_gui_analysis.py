@@ -119,7 +119,8 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
 
 def test_powder_ring_spots_are_masked_and_can_be_kept(qtbot, tmp_path, recorder, monkeypatch):
     """Demo frame 13 has grainy ice rings: their spots are masked, not counted, until the user
-    keeps them (a re-filter of the cached probabilities, no model run)."""
+    keeps them, and the rings are masked along their arcs until the user asks for the network's
+    pixels only (re-filters of the cached probabilities, no model run)."""
     calls = _count_model_runs(monkeypatch, shared_predictor())
     w = make_window(qtbot, tmp_path)
     try:
@@ -138,6 +139,14 @@ def test_powder_ring_spots_are_masked_and_can_be_kept(qtbot, tmp_path, recorder,
         assert w.state.finder.drop_ring_spots is False and len(kept.result.ring_spots) == 0
         assert kept.result.n_peaks == shown.result.n_peaks + len(rings)
         assert info.labels["rings"].text() == "none"
+        # the ice rings' arcs are masked beyond the network's pixels; unchecking "whole powder
+        # rings" leaves the network's own pixels (and, with ring spots dropped, their discs)
+        mask_dock = w.docks["mask"]
+        assert mask_dock.whole_rings.isChecked() and w.state.mask.whole_rings
+        whole = int((kept.mask_code == MASK_AUTO).sum())
+        part = _wait_new_overlay(qtbot, w, lambda: mask_dock.whole_rings.setChecked(False))
+        assert w.state.mask.whole_rings is False
+        assert int((part.mask_code == MASK_AUTO).sum()) < whole - 500
         assert len(calls) == 1 and not recorder.errors
     finally:
         w.close()

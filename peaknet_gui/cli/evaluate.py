@@ -51,6 +51,9 @@ def register(sub) -> None:
                    help="keep peaks whose highest peak probability reaches this (default: the weights' operating point; 0: all)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="score the peaks on powder rings too (default: dropped, as peaknet find and the GUI do)")
+    p.add_argument("--no-whole-rings", action="store_true",
+                   help="score the network's artifact pixels (and ring-spot discs) without following powder rings "
+                   "along their arcs (default: the auto-mask peaknet find and the GUI make)")
     p.add_argument("--fit-operating-point", action="store_true",
                    help="fit the minimum confidence on the labelled runs given (validation runs: seeds used nowhere else)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
@@ -119,11 +122,13 @@ def run(args) -> int:
     if not 0.0 <= min_conf < 1.0:
         raise InputError(f"--min-confidence must be in [0, 1), not {min_conf}")
     drop = not args.keep_ring_spots
+    whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
-              "drop_ring_spots": drop}
+              "drop_ring_spots": drop, "whole_rings": whole}
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
-                                   max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop)
+                                   max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
+                                   whole_rings=whole)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -137,7 +142,7 @@ def run(args) -> int:
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
-                                 min_confidence=min_conf, drop_ring_spots=drop)
+                                 min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d

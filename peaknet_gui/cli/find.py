@@ -65,6 +65,8 @@ def register(sub) -> None:
     p.add_argument("--peak-threshold", type=_probability, help="peak-class probability threshold (default: argmax)")
     p.add_argument("--mask-threshold", type=_probability, help="artifact-class probability threshold (default: argmax)")
     p.add_argument("--dilation", type=int, default=0, help="grow the auto-mask by N pixels")
+    p.add_argument("--no-whole-rings", action="store_true",
+                   help="mask only the ring pixels the network labels (default: powder rings are followed along their arcs)")
     p.add_argument("--min-peaks", type=int, default=10, help="peaks for a frame to be a hit (default: %(default)s)")
     p.add_argument("--min-pixels", type=int, default=1)
     p.add_argument("--max-pixels", type=int, default=10000)
@@ -106,7 +108,8 @@ def _settings(args):
         pf8_adc_threshold=args.pf8_threshold,
         pf8_min_snr=args.pf8_min_snr,
     )
-    mask = MaskSettings(artifact_threshold=args.mask_threshold, dilation=max(0, args.dilation))
+    mask = MaskSettings(artifact_threshold=args.mask_threshold, dilation=max(0, args.dilation),
+                        whole_rings=not args.no_whole_rings)
     return finder, mask
 
 

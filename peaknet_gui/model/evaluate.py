@@ -7,7 +7,9 @@ highest peak probability reaches ``min_confidence`` (the weights' operating poin
 :mod:`.operating_point`; 0 keeps every component), without the spots of powder rings
 (:mod:`peaknet_gui.peaks.rings`, as ``peaknet find`` and the GUI drop them; needs the frame's
 geometry: the ``.geom`` beside a labelled run, the real frame's own) unless
-``drop_ring_spots`` is False.
+``drop_ring_spots`` is False.  The artifact pixels scored are the program's auto-mask: the
+network's artifact class, the discs of powder-ring spots and, unless ``whole_rings`` is False,
+the powder rings followed along their arcs (:mod:`peaknet_gui.masks.powder_rings`).
 
 Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``):
 
@@ -20,9 +22,10 @@ Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``)
 * ``peak_recall_snr6`` / ``peak_f1_snr6``: recall on the truth peaks with ``peakSNR >= 6`` and
   the F1 of that recall with the precision above (a found peak that matches a weaker true peak
   is not a false positive);
-* ``artifact_iou``: IoU of the artifact class on frames that have artifact pixels;
-* ``masked_fraction_clean``: fraction of usable pixels predicted artifact on frames without
-  any artifact label.
+* ``artifact_iou``: IoU of the artifact class (the auto-mask above) on frames that have
+  artifact pixels;
+* ``masked_fraction_clean``: fraction of usable pixels masked on frames without any artifact
+  label.
 
 Real frames (``*.spots.csv`` from DIALS: ``panel, x_fast_px, y_slow_px, ...`` in the corner
 convention, 0.5 is subtracted; CSPAD lists carry ``raw_x, raw_y`` in the raw slab):
@@ -41,9 +44,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..masks.powder_rings import whole_ring_pixels
 from ..peaks.components import peaks_from_mask
 from ..peaks.matching import match_peaks
-from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
+from ..peaks.peaklist import PeakList
+from ..peaks.rings import equivalent_radius_px, mask_spots, powder_ring_peaks, split_ring_peaks
 from .normalize import normalize
 from .unet import forward_padded
 
@@ -198,7 +203,8 @@ class FramePeaks:
     peaks, so that the frame can be scored at any minimum confidence without running the model
     again.  ``marginal_xy`` None: a real frame (no "don't care" spots); ``on_ignored``: found
     peaks centred on an unlabelled (255) pixel, "don't care" too; ``ring_radius``: the found
-    peaks' equivalent radii for the powder-ring test (None without a geometry: no test)."""
+    peaks' equivalent radii for the powder-ring test (None without a geometry: no test);
+    ``found``: the found peaks themselves (for the auto-mask, :func:`program_classes`)."""
 
     name: str
     found_xy: np.ndarray
@@ -208,6 +214,7 @@ class FramePeaks:
     marginal_xy: Optional[np.ndarray] = None
     on_ignored: Optional[np.ndarray] = None
     ring_radius: Optional[np.ndarray] = None
+    found: Optional[PeakList] = None
 
     def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
               drop_ring_spots: bool = True) -> dict:
@@ -239,13 +246,42 @@ def labelled_frame_peaks(net, run, i: int, *, device="cpu") -> tuple:
     ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
     mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
     peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
-                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry))
+                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found)
     return peaks, pred, labels, bad
 
 
+def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray], geometry,
+                    found: Optional[PeakList], min_confidence: float = 0.0, drop_ring_spots: bool = True,
+                    whole_rings: bool = True) -> np.ndarray:
+    """The class map ``pred`` with the auto-mask the program adds to the network's artifact
+    pixels set to class 2: discs over the powder-ring spots among the ``found`` peaks of
+    confidence >= ``min_confidence`` (when ``drop_ring_spots``) and the whole rings
+    (:func:`~peaknet_gui.masks.powder_rings.whole_ring_pixels`, when ``whole_rings``), as
+    :class:`~peaknet_gui.pipeline.analyzer.Analyzer` builds them.  Needs a geometry."""
+    if geometry is None or not (drop_ring_spots or whole_rings):
+        return pred
+    art = pred == 2
+    rings = PeakList()
+    if drop_ring_spots and found is not None and len(found):
+        _, rings = split_ring_peaks(found.select(found.confidence >= min_confidence), geometry)
+        art = mask_spots(art, rings)
+    if whole_rings:
+        exclude = art | (pred == 1)
+        if bad is not None:
+            exclude |= bad
+        art = art | whole_ring_pixels(data, bad, geometry, pred == 2, rings, exclude=exclude)
+    if not art.any():
+        return pred
+    out = pred.copy()
+    out[art] = 2
+    return out
+
+
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
-                            min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
+                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
     peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device)
+    pred = program_classes(pred, run.data(i), bad, run.geometry, None if peaks is None else peaks.found,
+                           min_confidence, drop_ring_spots, whole_rings)
     scores.add_pixels(pred, labels, ~bad)
     if peaks is None:
         return {}
@@ -327,13 +363,14 @@ def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
     found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
     return FramePeaks(name, _xy(found), found.confidence, ref_xy,
-                      ring_radius=equivalent_radius_px(found.fs, found.ss, geometry)), pred
+                      ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found), pred
 
 
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
-                     min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
+                     min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
     peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name)
+    pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings)
     rec = peaks.score(scores, min_confidence, radius, drop_ring_spots)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
     rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
@@ -341,7 +378,7 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 
 
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
-                           min_confidence: float = 0.0, drop_ring_spots: bool = True) -> dict:
+                           min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
     from .dataset import LabelledRun
 
     scores = Scores()
@@ -351,7 +388,8 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
-                                        min_confidence=min_confidence, drop_ring_spots=drop_ring_spots)
+                                        min_confidence=min_confidence, drop_ring_spots=drop_ring_spots,
+                                        whole_rings=whole_rings)
         finally:
             run.close()
     d = scores.summary()

@@ -39,6 +39,7 @@ from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
 from ..peaks.peaklist import PeakList
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
+from ..masks.powder_rings import whole_ring_pixels
 from ..peaks.rings import mask_spots, split_ring_peaks
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
@@ -307,6 +308,8 @@ class FrameAnalyzer:
             min_score=self.min_confidence(finder),
         )
         peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
+        if mask.whole_rings and geom is not None:
+            auto = auto | whole_ring_pixels(frame.data, frame.bad, geom, artifact_mask, rings, exclude=auto | peak_mask)
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
@@ -337,6 +340,8 @@ class FrameAnalyzer:
             frame.data, bad=unusable, geometry=geom, settings=settings, photon_energy_ev=self._energy(frame, geom)
         )
         peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
+        if mask.whole_rings and geom is not None and len(rings):
+            auto = auto | whole_ring_pixels(frame.data, frame.bad, geom, None, rings, exclude=unusable | auto)
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,

@@ -47,12 +47,16 @@ class FinderSettings:
 class MaskSettings:
     """How the per-frame auto-mask is made from the artifact-class probability.
 
-    ``artifact_threshold`` None reproduces the argmax.  ``dilation`` in pixels.  The static mask
-    (user file, geometry bad regions) and detector gaps / negative pixels are added when asked.
+    ``artifact_threshold`` None reproduces the argmax.  ``dilation`` in pixels.  ``whole_rings``:
+    a powder ring the network or the ring-spot test finds is masked along all of its arc where
+    the frame shows its scatter, not only where the network saw it
+    (:mod:`peaknet_gui.masks.powder_rings`; needs a geometry).  The static mask (user file,
+    geometry bad regions) and detector gaps / negative pixels are added when asked.
     """
 
     artifact_threshold: Optional[float] = None
     dilation: int = 0
+    whole_rings: bool = True
     include_static: bool = True
     include_gaps: bool = True
 

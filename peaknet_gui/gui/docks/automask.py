@@ -1,4 +1,4 @@
-"""Auto-mask dock: artifact threshold, dilation, static mask and gaps, what is shown."""
+"""Auto-mask dock: artifact threshold, dilation, whole powder rings, static mask and gaps, what is shown."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ class AutoMaskDock(QtWidgets.QDockWidget):
         self.dilation = spin(0, 50, mask.dilation, "Grow the artifact mask by this many pixels")
         self.dilation.setSuffix(" px")
         form.addRow("Dilation", self.dilation)
+        self.whole_rings = QtWidgets.QCheckBox("whole powder rings")
+        self.whole_rings.setToolTip("Mask a powder ring (metal shielding, ice, calibrant) along all of its arc where the\n"
+                                    "frame shows its scatter, not only where the network saw it (needs a geometry).\n"
+                                    "Re-masks the cached result: no new model run.")
+        form.addRow("Rings", self.whole_rings)
         self.include_static = QtWidgets.QCheckBox("static")
         self.include_static.setToolTip("Add the static mask (mask file, the geometry's bad regions) to the auto-mask")
         self.include_gaps = QtWidgets.QCheckBox("gaps, bad")
@@ -87,6 +92,7 @@ class AutoMaskDock(QtWidgets.QDockWidget):
 
         self.threshold.valueChanged.connect(self._changed)
         self.dilation.valueChanged.connect(self._changed)
+        self.whole_rings.toggled.connect(self._changed)
         self.include_static.toggled.connect(self._changed)
         self.include_gaps.toggled.connect(self._changed)
         for w in (self.show_auto, self.show_static):
@@ -97,16 +103,18 @@ class AutoMaskDock(QtWidgets.QDockWidget):
 
     def mask(self) -> MaskSettings:
         return MaskSettings(artifact_threshold=self.threshold.value(), dilation=self.dilation.value(),
+                            whole_rings=self.whole_rings.isChecked(),
                             include_static=self.include_static.isChecked(), include_gaps=self.include_gaps.isChecked())
 
     def set_mask(self, m: MaskSettings) -> None:
-        for w in (self.threshold, self.dilation, self.include_static, self.include_gaps):
+        for w in (self.threshold, self.dilation, self.whole_rings, self.include_static, self.include_gaps):
             w.blockSignals(True)
         self.threshold.set_value(m.artifact_threshold)
         self.dilation.setValue(m.dilation)
+        self.whole_rings.setChecked(m.whole_rings)
         self.include_static.setChecked(m.include_static)
         self.include_gaps.setChecked(m.include_gaps)
-        for w in (self.threshold, self.dilation, self.include_static, self.include_gaps):
+        for w in (self.threshold, self.dilation, self.whole_rings, self.include_static, self.include_gaps):
             w.blockSignals(False)
 
     def sync_display(self, d: DisplaySettings) -> None:

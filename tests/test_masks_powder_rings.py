@@ -1,0 +1,150 @@
+"""Whole powder rings: a ring the network saw in part is masked along all of its visible arc."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peaknet_gui.frame import EventId, Frame
+from peaknet_gui.geometry import Geometry
+from peaknet_gui.masks.powder_rings import (RingProfileTest, annuli_from_mask, merge_annuli, ring_maps,
+                                            ring_profile_mask, whole_ring_pixels)
+from peaknet_gui.model.evaluate import program_classes
+from peaknet_gui.peaks.peaklist import PeakList
+from peaknet_gui.pipeline.analyzer import FrameAnalyzer
+from peaknet_gui.pipeline.settings import FinderSettings, MaskSettings
+
+SHAPE = (700, 700)
+CENTRE = (350.0, 340.0)  # fs, ss of the beam
+BG = 10.0  # photons per pixel
+
+
+def geometry():
+    return Geometry.single_panel(SHAPE, 100e-6, 0.1, CENTRE[0], CENTRE[1], photon_energy_ev=12000.0)
+
+
+def polar():
+    ss, fs = np.indices(SHAPE, dtype=np.float64)
+    return np.hypot(fs - CENTRE[0], ss - CENTRE[1]), np.degrees(np.arctan2(ss - CENTRE[1], fs - CENTRE[0]))
+
+
+def ring_scatter(radius=250.0, sigma=1.2, amp_sigma=1.6, arc=(20.0, 140.0)):
+    """Expected photons of a smooth ring arc ``amp_sigma`` noise sigma high at its crest."""
+    r, phi = polar()
+    inside = (phi >= arc[0]) & (phi <= arc[1])
+    return amp_sigma * np.sqrt(BG) * np.exp(-0.5 * ((r - radius) / sigma) ** 2) * inside
+
+
+def test_a_faint_arc_is_followed_from_the_piece_the_network_saw():
+    rng = np.random.default_rng(21)
+    ring = ring_scatter()
+    data = rng.poisson(BG + ring).astype(np.float32)
+    truth = ring >= np.sqrt(BG)  # the labels' rule: scatter of at least one noise sigma
+    r, phi = polar()
+    seen = truth & (phi > 60) & (phi < 80)  # the network caught 20 degrees of the 120-degree arc
+    maps = ring_maps(geometry(), SHAPE)
+    annuli = annuli_from_mask(seen, maps)
+    assert len(annuli) == 1 and annuli[0, 0] < 250 < annuli[0, 1] and annuli[0, 1] - annuli[0, 0] < 8
+    mask = ring_profile_mask(data, None, maps, annuli, exclude=seen)
+    recall = (mask & truth).sum() / truth.sum()
+    assert recall > 0.8
+    # nothing away from the ring, nothing outside the arc (beyond one sector of slack)
+    assert not (mask & (np.abs(r - 250) > 5)).any()
+    assert not (mask & ((phi < 20 - 8) | (phi > 140 + 8))).any()
+    # the same through the program's auto-mask of a class map with those pixels
+    pred = np.where(seen, 2, 0).astype(np.uint8)
+    classes = program_classes(pred, data, None, geometry(), None)
+    assert ((classes == 2) & truth).sum() / truth.sum() > 0.8
+    np.testing.assert_array_equal(program_classes(pred, data, None, geometry(), None, whole_rings=False), pred)
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_no_ring_no_mask(seed):
+    """Noise alone, Bragg spots beside the annulus and a sloping background mask nothing."""
+    rng = np.random.default_rng(seed)
+    r, _ = polar()
+    expected = BG * (1.5 - r / 700.0)  # falls with radius, as water scatter does
+    data = rng.poisson(expected).astype(np.float32)
+    spots = np.zeros(SHAPE, bool)
+    for _ in range(40):  # bright spots near the annulus, excluded as the peak pixels they are
+        y, x = rng.integers(60, 640, 2)
+        data[y - 2:y + 3, x - 2:x + 3] += 300
+        spots[y - 3:y + 4, x - 3:x + 4] = True
+    maps = ring_maps(geometry(), SHAPE)
+    mask = ring_profile_mask(data, None, maps, np.array([[230.0, 236.0], [300.0, 302.0]]), exclude=spots)
+    annulus = (np.abs(r - 233) < 8) | (np.abs(r - 301) < 8)
+    assert mask.sum() <= 0.002 * annulus.sum()
+
+
+def test_only_ring_shaped_masks_give_annuli():
+    maps = ring_maps(geometry(), SHAPE)
+    r, phi = polar()
+    assert len(annuli_from_mask(np.zeros(SHAPE, bool), maps)) == 0
+    beamstop = r < 30
+    streak = (np.abs(phi - 45) < 1.0) & (r > 40)  # a jet streak: radial
+    kapton = (r > 200) & (r < 320) & (phi > 0) & (phi < 90)  # broad arc
+    assert len(annuli_from_mask(beamstop | streak | kapton, maps)) == 0
+    arc = (np.abs(r - 180) < 1.5) & (phi > -40) & (phi < 10)
+    (lo, hi), = annuli_from_mask(beamstop | streak | arc, maps)
+    assert lo < 180 < hi and hi - lo < 6
+    np.testing.assert_array_equal(merge_annuli(np.array([[10.0, 14.0]]), None, np.array([[13.0, 20.0], [30, 31]])),
+                                  [[10.0, 20.0], [30.0, 31.0]])
+    assert merge_annuli(None, np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_ring_maps_follow_the_geometry():
+    geom = geometry()
+    maps = ring_maps(geom, SHAPE)
+    r, phi = polar()
+    np.testing.assert_allclose(maps.radius, r, atol=1e-3)
+    assert ring_maps(geom, SHAPE) is maps  # cached
+    moved = geom.copy()
+    moved.panels[0].corner_x -= 10.0  # the beam centre moves by 10 px: new maps
+    assert ring_maps(moved, SHAPE) is not maps
+    idx = maps.annulus(99.5, 100.5)
+    assert np.all(np.abs(maps.radius.reshape(-1)[idx] - 100) <= 0.5) and len(idx) > 500
+
+
+def test_analyzer_masks_the_whole_ring_of_its_ring_spots():
+    """Grains on a faint ring (the peakfinder8 path: no network) give the ring's radius; the
+    auto-mask then holds the ring's arc, unless whole rings are switched off."""
+    rng = np.random.default_rng(41)
+    ring = ring_scatter(radius=220.0, arc=(-170.0, 170.0))
+    data = rng.poisson(BG + ring).astype(np.float64)
+    phi = np.radians(np.linspace(-160, 160, 20))
+    for p in phi:  # grains on the ring
+        x, y = CENTRE[0] + 220 * np.cos(p), CENTRE[1] + 220 * np.sin(p)
+        yy, xx = np.mgrid[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5]
+        data[int(y) - 4:int(y) + 5, int(x) - 4:int(x) + 5] += rng.poisson(400 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 2.0))
+    frame = Frame(data=data.astype(np.float32), event=EventId("ring.h5", 0), serial=0)
+    truth = ring >= np.sqrt(BG)
+    results = {}
+    for whole in (True, False):
+        an = FrameAnalyzer("peakfinder8", device="cpu", geometry=geometry(), finder=FinderSettings(),
+                           mask=MaskSettings(whole_rings=whole))
+        results[whole] = an.analyze([frame])[0]
+    assert len(results[True].ring_spots) >= 15
+    with_ring, spots_only = results[True].artifact_mask, results[False].artifact_mask
+    assert (spots_only & truth).sum() < 0.3 * truth.sum()
+    assert (with_ring & truth).sum() > 0.8 * truth.sum()
+    r, _ = polar()
+    assert not (with_ring & ~spots_only & (np.abs(r - 220) > 5)).any()
+
+
+def test_whole_ring_pixels_without_anything_to_follow():
+    data = np.random.default_rng(5).poisson(BG, SHAPE).astype(np.float32)
+    assert not whole_ring_pixels(data, None, geometry(), None, PeakList()).any()
+    assert not whole_ring_pixels(data, None, geometry(), np.zeros(SHAPE, bool), PeakList()).any()
+    assert RingProfileTest().k_pixel < 1.0 < RingProfileTest().arc_px
+
+
+def test_no_ring_at_the_beam():
+    """Artifact pixels round the direct beam make no ring to follow: the beamstop's edge and the
+    beam's halo are not powder rings."""
+    rng = np.random.default_rng(6)
+    r, _ = polar()
+    data = rng.poisson(BG + 200.0 * np.exp(-r / 8.0)).astype(np.float32)
+    halo = (r > 5) & (r < 12)
+    maps = ring_maps(geometry(), SHAPE)
+    assert len(annuli_from_mask(halo, maps))  # it is ring-shaped ...
+    assert not whole_ring_pixels(data, None, geometry(), halo, PeakList(), exclude=halo).any()  # ... but no ring
