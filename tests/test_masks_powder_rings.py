@@ -11,6 +11,7 @@ from peaknet_gui.masks.powder_rings import (RingProfileTest, annuli_from_mask, m
                                             ring_profile_mask, whole_ring_pixels)
 from peaknet_gui.model.evaluate import program_classes
 from peaknet_gui.peaks.peaklist import PeakList
+from peaknet_gui.peaks.rings import equivalent_length_px, equivalent_radius_px
 from peaknet_gui.pipeline.analyzer import FrameAnalyzer
 from peaknet_gui.pipeline.settings import FinderSettings, MaskSettings
 
@@ -103,6 +104,14 @@ def test_ring_maps_follow_the_geometry():
     assert ring_maps(moved, SHAPE) is not maps
     idx = maps.annulus(99.5, 100.5)
     assert np.all(np.abs(maps.radius.reshape(-1)[idx] - 100) <= 0.5) and len(idx) > 500
+    # without a camera length the radius is the in-plane distance from the beam, as for ring spots
+    no_clen = geom.copy()
+    no_clen.clen = None
+    for p in no_clen.panels:
+        p.clen = None
+    assert np.isnan(equivalent_length_px(no_clen))
+    np.testing.assert_allclose(ring_maps(no_clen, SHAPE).radius, r, atol=1e-3)
+    np.testing.assert_allclose(ring_maps(no_clen, SHAPE).azimuth, np.radians(phi), atol=1e-5)
 
 
 def test_analyzer_masks_the_whole_ring_of_its_ring_spots():
@@ -148,3 +157,16 @@ def test_no_ring_at_the_beam():
     maps = ring_maps(geometry(), SHAPE)
     assert len(annuli_from_mask(halo, maps))  # it is ring-shaped ...
     assert not whole_ring_pixels(data, None, geometry(), halo, PeakList(), exclude=halo).any()  # ... but no ring
+
+
+def test_ring_maps_agree_with_the_ring_spot_radius_on_panels_at_two_distances():
+    two = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)
+    back = two.copy().panels[0]
+    back.name, back.min_ss, back.max_ss, back.coffset = "p1", 400, 799, 0.05
+    two.panels.append(back)
+    maps = ring_maps(two, (800, 500))
+    rng = np.random.default_rng(3)
+    fs, ss = rng.integers(0, 500, 300), rng.integers(0, 800, 300)
+    np.testing.assert_allclose(maps.radius[ss, fs], equivalent_radius_px(fs.astype(float), ss.astype(float), two), rtol=1e-5)
+    # the same scattering angle on either panel: the same equivalent radius (125 px at 12.5 cm)
+    np.testing.assert_allclose([maps.radius[190, 340], maps.radius[590, 390]], [125.0, 125.0], rtol=1e-5)

@@ -35,10 +35,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import GeometryError
 from ..geometry import Geometry
 from ..peaks.detmaps import geometry_fingerprint
-from ..peaks.rings import equivalent_radius_px
+from ..peaks.rings import equivalent_length_px, equivalent_radius_px
 
 
 @dataclass(frozen=True)
@@ -82,26 +81,29 @@ _lock = threading.Lock()
 
 
 def _build(geometry: Geometry, shape: tuple) -> RingMaps:
-    ss, fs = np.indices(shape, dtype=np.float64).reshape(2, -1)
-    radius = equivalent_radius_px(fs, ss, geometry)
-    try:
-        x, y, _ = geometry.lab_xyz(fs, ss)
-    except GeometryError:  # no camera length: the in-plane direction is all the azimuth needs
-        x = np.full(fs.shape, np.nan)
-        y = np.full(fs.shape, np.nan)
-        for p in geometry.panels:
-            sel = (fs >= p.min_fs) & (fs <= p.max_fs) & (ss >= p.min_ss) & (ss <= p.max_ss)
-            u, v = fs[sel] - p.min_fs + 0.5, ss[sel] - p.min_ss + 0.5
-            x[sel] = p.corner_x + u * p.fs[0] + v * p.ss[0]
-            y[sel] = p.corner_y + u * p.fs[1] + v * p.ss[1]
-    azimuth = np.arctan2(y, x).astype(np.float32)
-    radius = radius.astype(np.float32)
-    inside = np.flatnonzero(np.isfinite(radius))
-    order = inside[np.argsort(radius[inside], kind="stable")]
-    sorted_radius = radius[order]
+    radius = np.full(shape, np.nan, dtype=np.float32)
+    azimuth = np.zeros(shape, dtype=np.float32)
+    length_px = equivalent_length_px(geometry)
+    for p in geometry.panels:
+        sl = p.slices()
+        ss, fs = np.mgrid[sl].astype(np.float64)
+        if np.isfinite(length_px):
+            x, y, z = p.lab_xyz(fs, ss, geometry.clen)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                radius[sl] = np.hypot(x, y) / z * length_px
+        else:  # no camera length: the in-plane radius, as equivalent_radius_px falls back to
+            u, v = fs - p.min_fs + 0.5, ss - p.min_ss + 0.5
+            x = p.corner_x + u * p.fs[0] + v * p.ss[0]
+            y = p.corner_y + u * p.fs[1] + v * p.ss[1]
+            radius[sl] = np.hypot(x, y)
+        azimuth[sl] = np.arctan2(y, x)
+    flat = radius.reshape(-1)
+    inside = np.flatnonzero(np.isfinite(flat))
+    order = inside[np.argsort(flat[inside], kind="stable")]
+    sorted_radius = flat[order]
     nbins = int(np.ceil(sorted_radius[-1])) + 2 if len(sorted_radius) else 1
     per_radius = np.bincount(np.floor(sorted_radius).astype(np.int64), minlength=nbins)
-    return RingMaps(radius.reshape(shape), azimuth.reshape(shape), order.astype(np.int64), sorted_radius, per_radius)
+    return RingMaps(radius, azimuth, order.astype(np.int64), sorted_radius, per_radius)
 
 
 def ring_maps(geometry: Geometry, shape: tuple) -> RingMaps:

@@ -43,6 +43,18 @@ class RingTest:
     min_peaks: int = 6
 
 
+def equivalent_length_px(geometry) -> float:
+    """``L`` of :func:`equivalent_radius_px`: the median over the panels of their distance from
+    the sample in pixels; NaN without a camera length."""
+    try:
+        centres = [((p.min_fs + p.max_fs) / 2.0, (p.min_ss + p.max_ss) / 2.0) for p in geometry.panels]
+        _, _, zc = geometry.lab_xyz(np.array([c[0] for c in centres]), np.array([c[1] for c in centres]))
+        length_px = float(np.nanmedian(zc * np.array([p.res for p in geometry.panels])))
+    except GeometryError:
+        return float("nan")
+    return length_px if np.isfinite(length_px) and length_px > 0 else float("nan")
+
+
 def equivalent_radius_px(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[np.ndarray]:
     """``tan(2 theta) * L`` of the positions (pixel-index coordinates), ``L`` the median over the
     panels of their distance in pixels: the radius on a flat detector normal to the beam at that
@@ -52,14 +64,9 @@ def equivalent_radius_px(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[n
         return None
     fs = np.asarray(fs, dtype=np.float64)
     ss = np.asarray(ss, dtype=np.float64)
-    try:
+    length_px = equivalent_length_px(geometry)
+    if np.isfinite(length_px):
         x, y, z = geometry.lab_xyz(fs, ss)
-        centres = [((p.min_fs + p.max_fs) / 2.0, (p.min_ss + p.max_ss) / 2.0) for p in geometry.panels]
-        _, _, zc = geometry.lab_xyz(np.array([c[0] for c in centres]), np.array([c[1] for c in centres]))
-        length_px = float(np.nanmedian(zc * np.array([p.res for p in geometry.panels])))
-    except GeometryError:
-        length_px = float("nan")
-    if np.isfinite(length_px) and length_px > 0:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.hypot(x, y) / z * length_px
     from .detmaps import detector_maps
