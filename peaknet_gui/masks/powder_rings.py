@@ -28,15 +28,13 @@ artifact IoU is 0.910 against 0.869 (``resources/MODEL_CARD.md``).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from ..geometry import Geometry
-from ..peaks.detmaps import geometry_fingerprint
+from ..peaks.detmaps import MapCache, geometry_fingerprint
 from ..peaks.rings import equivalent_length_px, equivalent_radius_px
 
 
@@ -75,9 +73,7 @@ class RingMaps:
         return self.order[a:b]
 
 
-_CACHE_SIZE = 4
-_cache: "OrderedDict[tuple, RingMaps]" = OrderedDict()
-_lock = threading.Lock()
+_cache = MapCache(4)
 
 
 def _build(geometry: Geometry, shape: tuple) -> RingMaps:
@@ -109,18 +105,7 @@ def _build(geometry: Geometry, shape: tuple) -> RingMaps:
 def ring_maps(geometry: Geometry, shape: tuple) -> RingMaps:
     """:class:`RingMaps` of ``geometry`` for frames of ``shape`` (cached)."""
     shape = (int(shape[-2]), int(shape[-1]))
-    key = (geometry_fingerprint(geometry), geometry.clen, shape)
-    with _lock:
-        maps = _cache.get(key)
-        if maps is not None:
-            _cache.move_to_end(key)
-            return maps
-    maps = _build(geometry, shape)
-    with _lock:
-        _cache[key] = maps
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return maps
+    return _cache.get((geometry_fingerprint(geometry), geometry.clen, shape), lambda: _build(geometry, shape))
 
 
 def annuli_from_mask(mask: np.ndarray, maps: RingMaps, test: RingProfileTest = RingProfileTest()) -> np.ndarray:

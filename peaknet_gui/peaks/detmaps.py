@@ -18,9 +18,30 @@ import numpy as np
 from ..errors import GeometryError
 from ..geometry import Geometry
 
-_CACHE_SIZE = 8
-_cache: "OrderedDict[tuple, DetectorMaps]" = OrderedDict()
-_lock = threading.Lock()
+class MapCache:
+    """A small thread-safe least-recently-used cache of per-pixel maps, keyed by a geometry's
+    fingerprint and a frame shape; a missing entry is built outside the lock."""
+
+    def __init__(self, size: int):
+        self._size = int(size)
+        self._items: "OrderedDict[tuple, object]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, build):
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                return item
+        item = build()
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return item
+
+
+_cache = MapCache(8)
 
 
 @dataclass(frozen=True)
@@ -85,18 +106,7 @@ def detector_maps(geometry: Optional[Geometry], shape: tuple) -> DetectorMaps:
     if geometry is None:
         geometry = Geometry.single_panel(shape, 172e-6, 0.1, (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
     geometry.check_data_shape(shape)
-    key = (geometry_fingerprint(geometry), shape)
-    with _lock:
-        maps = _cache.get(key)
-        if maps is not None:
-            _cache.move_to_end(key)
-            return maps
-    maps = _build(geometry, shape)
-    with _lock:
-        _cache[key] = maps
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return maps
+    return _cache.get((geometry_fingerprint(geometry), shape), lambda: _build(geometry, shape))
 
 
 def peak_resolution(
