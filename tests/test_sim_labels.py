@@ -93,6 +93,8 @@ def test_observed_classes_hand_cases():
     strong.flat[[51, 62, 73]] = True  # spot 2: 1 pixel inside, 3 in the group (noise next to it)
     cls, merged = observed_classes(patches, stats, strong, rule)
     assert cls.tolist() == [1, 255, 1, 255] and not merged.any()
+    # strict labels: what DIALS' test misses on the written frame is background, however visible
+    assert observed_classes(patches, stats, strong, rule.strict())[0].tolist() == [1, 0, 1, 0]
     cls2, _ = observed_classes(patches, stats, strong, dataclasses.replace(rule, min_spot_size=2))
     assert cls2.tolist() == [1, 1, 1, 255]
     # a group shared by two spots: the fainter one is merged into the brighter
@@ -110,6 +112,7 @@ def test_observed_classes_hand_cases():
     assert observed_classes(both, st, none, dataclasses.replace(rule, unobserved_strong_snr=0))[0].tolist() == [0, 0]
     st.snr[:] = [8.0, 3.0]
     assert observed_classes(both, st, none, rule)[0].tolist() == [255, 0]
+    assert observed_classes(both, st, none, rule.strict())[0].tolist() == [0, 0]
 
 
 def test_photon_image_removes_offset_gain_and_stabilises_read_noise():

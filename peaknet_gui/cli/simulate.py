@@ -3,7 +3,7 @@
     peaknet simulate --frames N --out RUN.cxi [--seed S] [--detector NAME] [--crop HxW]
         [--mix hits=0.6,blanks=0.2,rings=0.2] [--vary-geometry] [--distance MM] [--energy KEV]
         [--frames-per-cell K] [--background LO,HI] [--preset thaumatin|thermolysin-cspad]
-        [--labels observed|expected] [--list-detectors]
+        [--labels observed|expected] [--strict-peak-labels] [--list-detectors]
 
 Writes ``RUN.cxi`` (frames, labels, mask, true peaks, metadata; see
 :mod:`peaknet_gui.sim.run_writer`) and ``RUN.geom`` (CrystFEL) beside it.  Same seed, same run.
@@ -50,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--labels", choices=["observed", "expected"], default="observed",
                    help="peak labels from DIALS' dispersion test on the written noisy frame (observed, default) or "
                    "from expected photons only (expected: the earlier rule)")
+    p.add_argument("--strict-peak-labels", action="store_true",
+                   help="observed labels: every spot DIALS' test misses on the written frame is background (0), "
+                   "not 'don't care' (255) when visible in expectation or of expected SNR >= 6")
     p.add_argument("--list-detectors", action="store_true", help="list the detector models and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -96,7 +99,7 @@ def run(args) -> int:
     spec = RunSpec(
         n_frames=args.frames, seed=args.seed, detector=args.detector, mix=parse_mix(args.mix), crop=args.crop,
         frames_per_cell=args.frames_per_cell, vary_geometry=args.vary_geometry, ranges=ranges, preset=args.preset,
-        rule=LabelRule(mode=args.labels),
+        rule=LabelRule(mode=args.labels).strict() if args.strict_peak_labels else LabelRule(mode=args.labels),
         distance_m=args.distance * 1e-3 if args.distance else None,
         photon_energy_ev=args.energy * 1e3 if args.energy else None,
     )

@@ -88,11 +88,21 @@ class LabelRule:
     observed_algorithm: str = "dispersion_extended"  # DIALS' default threshold ("dispersion": the classic one)
     max_separation: float = 2.0  # DIALS' peak-to-centroid filter: groups failing it make their spots 255
     unobserved_strong_snr: float = 6.0  # observed mode: spots of expected SNR >= this that DIALS misses are 255 (0 = off)
+    unpassed_visible_ignored: bool = True  # observed mode: spots visible in expectation that DIALS misses are 255 (else 0)
     cspad_min_spot_size: int = 2  # CSPAD-like detectors: DIALS min_spot_size 2 ...
     cspad_global_threshold: float = 4.0  # ... global_threshold 100 ADU at gain 25 = 4 photons
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def strict(self) -> "LabelRule":
+        """The rule with every spot DIALS' test misses on the written frame labelled background
+        (0), however visible in expectation or bright in expected SNR -- what the test decides
+        is a function of the pixels the network sees; only spots of groups that fail the
+        peak-to-centroid test and merged spots stay 255."""
+        from dataclasses import replace
+
+        return replace(self, unobserved_strong_snr=0.0, unpassed_visible_ignored=False)
 
     def for_detector(self, kind: str) -> "LabelRule":
         """The rule as applied on a detector of readout ``kind`` (CSPAD-like: DIALS' CSPAD

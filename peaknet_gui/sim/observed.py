@@ -25,7 +25,9 @@ the default) the class of every rendered spot is decided on the written frame in
    ``LabelRule.unobserved_strong_snr`` (6: broad or elongated spots whose photons are spread too
    thinly for DIALS' per-pixel test -- real Bragg peaks by the SNR >= 6 criterion, neither taught
    as background nor required): 255.  Everything else (marginal spots that do not pass, noise
-   groups): 0.
+   groups): 0.  With :meth:`.labels.LabelRule.strict` (``peaknet simulate --strict-peak-labels``)
+   every spot that does not pass is 0: what the test decides is a function of the pixels the
+   network sees.
 
 Spots that pass through the same strong group as a brighter spot (crowded or overlapping
 reflections, which DIALS reports as one spot) are *merged*: the true peak list holds the
@@ -145,7 +147,8 @@ def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray,
         group_of[rows] = comp[np.maximum(idx[np.arange(len(rows)), best], 0)]
     passed &= stats.npix > 0
     cls = np.zeros(patches.n, dtype=np.uint8)
-    cls[((stats.cls == PEAK) | in_split) & ~passed & (stats.npix > 0)] = IGNORE
+    unpassed = (in_split | (stats.cls == PEAK)) if rule.unpassed_visible_ignored else in_split
+    cls[unpassed & ~passed & (stats.npix > 0)] = IGNORE
     if rule.unobserved_strong_snr > 0:  # a real reflection of high SNR is never "background"
         cls[(stats.snr >= rule.unobserved_strong_snr) & ~passed & (stats.npix > 0)] = IGNORE
     cls[passed] = PEAK
