@@ -68,8 +68,8 @@ class RingMaps:
 
     def annulus(self, lo: float, hi: float) -> np.ndarray:
         """Flat indices of the pixels with ``lo <= radius <= hi``."""
-        a = np.searchsorted(self.sorted_radius, lo, side="left")
-        b = np.searchsorted(self.sorted_radius, hi, side="right")
+        a = np.searchsorted(self.sorted_radius, np.float32(lo), side="left")  # float32: no copy of the maps
+        b = np.searchsorted(self.sorted_radius, np.float32(hi), side="right")
         return self.order[a:b]
 
 
@@ -171,7 +171,7 @@ def ring_profile_mask(
     shape = np.shape(data)
     out = np.zeros(shape, dtype=bool)
     flat = np.asarray(data).reshape(-1)
-    use_flat = np.isfinite(flat) if usable is None else (np.asarray(usable).reshape(-1) & np.isfinite(flat))
+    use_flat = None if usable is None else np.asarray(usable).reshape(-1)
     skip_flat = None if exclude is None else np.asarray(exclude).reshape(-1)
     az_flat = maps.azimuth.reshape(-1)
     r_flat = maps.radius.reshape(-1)
@@ -181,10 +181,11 @@ def ring_profile_mask(
             continue
         reach = half + test.window_px
         pix = maps.annulus(centre - reach, centre + reach)
-        pix = pix[use_flat[pix]]
+        v = flat[pix].astype(np.float64)
+        ok = np.isfinite(v) if use_flat is None else (use_flat[pix] & np.isfinite(v))
+        pix, v = pix[ok], v[ok]
         if len(pix) < 50:
             continue
-        v = flat[pix].astype(np.float64)
         dr = r_flat[pix].astype(np.float64) - centre
         n_sec = max(8, int(2.0 * np.pi * centre / test.arc_px))
         sec = np.clip(((az_flat[pix] + np.pi) / (2.0 * np.pi) * n_sec).astype(np.int64), 0, n_sec - 1)
