@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _pipeline_frames import ThresholdModel
 
 from peaknet_gui.frame import EventId, Frame
 from peaknet_gui.geometry import Geometry
 from peaknet_gui.masks.powder_rings import (RingProfileTest, annuli_from_mask, merge_annuli, ring_maps,
                                             ring_profile_mask, whole_ring_pixels)
 from peaknet_gui.model.evaluate import program_classes
+from peaknet_gui.peaks.components import peaks_from_mask
 from peaknet_gui.peaks.peaklist import PeakList
 from peaknet_gui.peaks.rings import equivalent_length_px, equivalent_radius_px
 from peaknet_gui.pipeline.analyzer import FrameAnalyzer
+from peaknet_gui.pipeline.result import FrameResult
 from peaknet_gui.pipeline.settings import FinderSettings, MaskSettings
 
 SHAPE = (700, 700)
@@ -170,3 +173,34 @@ def test_ring_maps_agree_with_the_ring_spot_radius_on_panels_at_two_distances():
     np.testing.assert_allclose(maps.radius[ss, fs], equivalent_radius_px(fs.astype(float), ss.astype(float), two), rtol=1e-5)
     # the same scattering angle on either panel: the same equivalent radius (125 px at 12.5 cm)
     np.testing.assert_allclose([maps.radius[190, 340], maps.radius[590, 390]], [125.0, 125.0], rtol=1e-5)
+
+
+def test_evaluation_scores_the_mask_the_analyzer_makes():
+    """peaknet evaluate's auto-mask (program_classes) is the analyzer's: same class
+    probabilities in, same masked pixels out (ring-spot discs and whole rings included)."""
+    rng = np.random.default_rng(51)
+    r, phi = polar()
+    ring = ring_scatter(radius=230.0, arc=(-120.0, 100.0))
+    data = rng.poisson(BG + ring).astype(np.float64)
+    peak = np.zeros(SHAPE, bool)
+    for p in np.radians(np.linspace(-110, 90, 16)):  # grains on the ring ...
+        x, y = CENTRE[0] + 230 * np.cos(p), CENTRE[1] + 230 * np.sin(p)
+        data[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] += 200
+        peak[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = True
+    for y, x in rng.integers(40, 660, (30, 2)):  # ... and Bragg peaks off it
+        if abs(np.hypot(x - CENTRE[0], y - CENTRE[1]) - 230) > 10:
+            data[y - 1:y + 2, x - 1:x + 2] += 200
+            peak[y - 1:y + 2, x - 1:x + 2] = True
+    frame = Frame(data=data.astype(np.float32), event=EventId("ring.h5", 0), serial=0)
+    art = (ring >= np.sqrt(BG)) & (phi > 0) & (phi < 30)  # the network saw 30 degrees of the arc
+    peak_prob = np.where(peak, 0.9, 0.05).astype(np.float16)
+    artifact_prob = np.where(art, 0.9, 0.05).astype(np.float16)
+    cached = FrameResult(serial=0, event=frame.event, peaks=PeakList(), hit=False, peak_prob=peak_prob,
+                         artifact_prob=artifact_prob)
+    an = FrameAnalyzer("peaknet", device="cpu", backend="torch", model=ThresholdModel(), geometry=geometry())
+    res = an.rethreshold(cached, frame, FinderSettings(min_confidence=0.0), MaskSettings())
+    pred = np.where(peak, 1, np.where(art, 2, 0)).astype(np.uint8)
+    found = peaks_from_mask(frame.data, pred == 1, score=peak_prob.astype(np.float32))
+    classes = program_classes(pred, frame.data, None, geometry(), found)
+    assert len(res.ring_spots) == 16 and (res.artifact_mask & ~art).sum() > 2 * art.sum()
+    np.testing.assert_array_equal(res.artifact_mask, classes == 2)

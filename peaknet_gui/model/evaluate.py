@@ -257,7 +257,7 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
     pixels set to class 2: discs over the powder-ring spots among the ``found`` peaks of
     confidence >= ``min_confidence`` (when ``drop_ring_spots``) and the whole rings
     (:func:`~peaknet_gui.masks.powder_rings.whole_ring_pixels`, when ``whole_rings``), as
-    :class:`~peaknet_gui.pipeline.analyzer.Analyzer` builds them.  Needs a geometry."""
+    :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` builds them.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
     art = pred == 2

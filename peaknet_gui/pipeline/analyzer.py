@@ -11,7 +11,9 @@ Two algorithms:
   mask and the detector's bad pixels.
 
 Peaks crowding on one scattering angle (the spots of an ice or salt powder ring,
-:mod:`peaknet_gui.peaks.rings`) leave the peak list for the auto-mask (``ring_spots``).  Pixels in
+:mod:`peaknet_gui.peaks.rings`) leave the peak list for the auto-mask (``ring_spots``), and a
+powder ring the network or those spots reveal is masked along all of its visible arc
+(``MaskSettings.whole_rings``, :mod:`peaknet_gui.masks.powder_rings`).  Pixels in
 the frame's auto-mask (artifacts, static mask, gaps) never belong to a peak, so the peaks agree
 with the mask that is exported for CrystFEL.  Timings per stage (ms) are in
 ``FrameResult.timings_ms``: ``normalise``, ``model``, ``postprocess`` (the run loop adds
@@ -34,12 +36,12 @@ from ..frame import Frame
 from ..geometry import Geometry
 from ..inference.device import cpu_threads
 from ..masks.automask import artifact_mask_from_probabilities, dilate, frame_mask
+from ..masks.powder_rings import whole_ring_pixels
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
 from ..peaks.peaklist import PeakList
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
-from ..masks.powder_rings import whole_ring_pixels
 from ..peaks.rings import mask_spots, split_ring_peaks
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
