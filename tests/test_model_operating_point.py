@@ -120,4 +120,7 @@ def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["min_confidence"] == chosen
     assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json", "--min-confidence", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["min_confidence"] == 0.0
-    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-confidence", "1.2"]) == 2
+    with pytest.raises(SystemExit) as bad:  # a usage error, like peaknet find's
+        cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-confidence", "1.2"])
+    assert bad.value.code == 2
+    assert "a confidence is in [0, 1), not 1.2" in capsys.readouterr().err

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .argtypes import confidence
+
 log = logging.getLogger(__name__)
 
 LABELLED_KEYS = ("iou_background", "iou_peak", "iou_artifact", "peak_precision", "peak_recall", "peak_f1",
@@ -47,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument("--max-frames", type=int, help="at most N frames per labelled run")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--min-confidence", type=float,
+    p.add_argument("--min-confidence", type=confidence,
                    help="keep peaks whose highest peak probability reaches this (default: the weights' operating point; 0: all)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="score the peaks on powder rings too (default: dropped, as peaknet find and the GUI do)")
@@ -118,9 +120,7 @@ def run(args) -> int:
     from ..model.operating_point import OperatingPoint
 
     op = OperatingPoint.from_metadata(info.metadata)
-    min_conf = op.peak_min_confidence if args.min_confidence is None else float(args.min_confidence)
-    if not 0.0 <= min_conf < 1.0:
-        raise InputError(f"--min-confidence must be in [0, 1), not {min_conf}")
+    min_conf = op.peak_min_confidence if args.min_confidence is None else args.min_confidence
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import GeometryError, InputError
+from .argtypes import confidence, probability
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +30,6 @@ def _formats(text: str) -> list:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     return names
-
-
-def _confidence(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"a confidence is in [0, 1), not {v}")
-    return v
-
-
-def _probability(text: str) -> float:
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability must be between 0 and 1, not {text}")
-    return v
 
 
 def register(sub) -> None:
@@ -62,8 +46,8 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"), help="CPU runtime (default: fastest)")
     p.add_argument("--weights", help="model weights (default: the shipped model)")
     p.add_argument("--algorithm", default="peaknet", choices=("peaknet", "peakfinder8"))
-    p.add_argument("--peak-threshold", type=_probability, help="peak-class probability threshold (default: argmax)")
-    p.add_argument("--mask-threshold", type=_probability, help="artifact-class probability threshold (default: argmax)")
+    p.add_argument("--peak-threshold", type=probability, help="peak-class probability threshold (default: argmax)")
+    p.add_argument("--mask-threshold", type=probability, help="artifact-class probability threshold (default: argmax)")
     p.add_argument("--dilation", type=int, default=0, help="grow the auto-mask by N pixels")
     p.add_argument("--no-whole-rings", action="store_true",
                    help="mask only the ring pixels the network labels (default: powder rings are followed along their arcs)")
@@ -72,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--max-pixels", type=int, default=10000)
     p.add_argument("--max-peaks", type=int, default=2048)
     p.add_argument("--min-snr", type=float, default=0.0, help="minimum peak SNR (total intensity / local noise)")
-    p.add_argument("--min-confidence", type=_confidence,
+    p.add_argument("--min-confidence", type=confidence,
                    help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="keep peaks that crowd on a powder ring (ice, salt; default: moved to the auto-mask)")

@@ -86,30 +86,6 @@ def observed_strong(data: np.ndarray, bad: np.ndarray, det: DetectorModel, pers:
     return (strong, img) if with_image else strong
 
 
-def _separated_groups(comp: np.ndarray, n: int, image: np.ndarray) -> np.ndarray:
-    """Per group (index 0 = none): how far its brightest pixel lies from its intensity-weighted
-    centroid, in pixels (the caller applies the threshold).  Computed on the grouped pixels only
-    (bincount), not over the whole frame; ties of the brightest value go to the first pixel in
-    raster order (``scipy.ndimage.maximum_position``, used before, picked any of them)."""
-    flat = np.flatnonzero(comp)
-    sep = np.zeros(n + 1)
-    if flat.size == 0:
-        return sep
-    lab = comp.ravel()[flat].astype(np.int64)
-    w = np.maximum(image.ravel()[flat], 0).astype(np.float64)
-    ss, fs = np.divmod(flat, comp.shape[1])
-    tot = np.bincount(lab, w, minlength=n + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cs = np.bincount(lab, w * ss, minlength=n + 1) / tot
-        cf = np.bincount(lab, w * fs, minlength=n + 1) / tot
-    order = np.lexsort((flat, -w, lab))  # by group, brightest first, then raster order
-    starts = order[np.r_[0, np.flatnonzero(np.diff(lab[order])) + 1]]
-    g = lab[starts]
-    with np.errstate(invalid="ignore"):
-        sep[g] = np.nan_to_num(np.hypot(ss[starts] - cs[g], fs[starts] - cf[g]), nan=0.0)
-    return sep
-
-
 def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray, rule: LabelRule,
                      panels: list = None, image: np.ndarray = None) -> tuple:
     """(cls, merged) per spot: ``cls`` 1 if it passes on the written frame, 255 if visible in
@@ -118,7 +94,7 @@ def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray,
     spot (module doc).  ``strong``: the frame's strong-pixel mask; ``panels``: panel slices
     (groups never cross panels); ``image``: the photon image (for the separation test; None:
     no such test)."""
-    from .realism import label_groups
+    from .realism import group_separation, label_groups
 
     comp, n = label_groups(strong, panels)
     size = np.bincount(comp.ravel(), minlength=n + 1)
@@ -126,7 +102,7 @@ def observed_classes(patches: SpotPatches, stats: SpotStats, strong: np.ndarray,
     sized[0] = False
     good = sized.copy()
     if image is not None and rule.max_separation and n:
-        good &= _separated_groups(comp, n, image) <= rule.max_separation
+        good &= group_separation(comp, n, image) <= rule.max_separation
     split = sized & ~good
     comp = comp.ravel()
     passed = np.zeros(patches.n, dtype=bool)

@@ -1,0 +1,27 @@
+"""argparse types shared by the subcommands: a bad value is a usage error naming the option."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def confidence(text: str) -> float:
+    """A peak's minimum confidence: a number in [0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"a confidence is in [0, 1), not {v}")
+    return v
+
+
+def probability(text: str) -> float:
+    """A class-probability threshold: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability must be between 0 and 1, not {text}")
+    return v
