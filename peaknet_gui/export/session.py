@@ -48,7 +48,7 @@ from .frame_values import (
 from .geom_export import run_cxi_geometry
 from .lst import lst_line, output_path
 from .stream import DEFAULT_BANDWIDTH, StreamChunk, StreamWriter, event_text
-from .summary import FrameRecord, RunSummary, write_summary
+from .summary import FrameRecord, SummaryDocument, write_summary
 from .textfile import IncrementalText
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ExportSession:
 
             cell = read_cell_file(cell)
         self.cell = cell
-        self.summary = RunSummary()
+        self.summary = SummaryDocument()
         self._lock = threading.RLock()
         self._closed = False
         self._started = False

@@ -49,8 +49,9 @@ class FrameRecord:
         return d
 
 
-class RunSummary:
-    """Collects :class:`FrameRecord` s; :meth:`as_dict` gives the JSON document."""
+class SummaryDocument:
+    """The ``summary.json`` document of an export: collects :class:`FrameRecord` s, :meth:`as_dict`
+    gives the JSON (not :class:`peaknet_gui.pipeline.run.RunSummary`, the run loop's console totals)."""
 
     def __init__(self):
         self.frames: list = []
