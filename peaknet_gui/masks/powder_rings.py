@@ -58,19 +58,26 @@ class RingProfileTest:
 @dataclass(frozen=True)
 class RingMaps:
     """Per-pixel equivalent radius (float32, NaN outside panels) and azimuth (radians) of a
-    geometry, with the pixels sorted by radius (``order``, ``sorted_radius``) for fast annuli."""
+    geometry, with the pixels grouped by whole pixels of radius (``order``; those of radius bin
+    ``k`` are ``order[starts[k]:starts[k + 1]]``) for fast annuli."""
 
     radius: np.ndarray
     azimuth: np.ndarray
     order: np.ndarray
-    sorted_radius: np.ndarray
-    pixels_per_radius: np.ndarray  # pixels inside panels per 1-px bin of radius
+    starts: np.ndarray
+
+    @property
+    def pixels_per_radius(self) -> np.ndarray:
+        """Pixels inside panels per 1-px bin of radius."""
+        return np.diff(self.starts)
 
     def annulus(self, lo: float, hi: float) -> np.ndarray:
         """Flat indices of the pixels with ``lo <= radius <= hi``."""
-        a = np.searchsorted(self.sorted_radius, np.float32(lo), side="left")  # float32: no copy of the maps
-        b = np.searchsorted(self.sorted_radius, np.float32(hi), side="right")
-        return self.order[a:b]
+        n = len(self.starts) - 1
+        b0, b1 = int(np.clip(np.floor(lo), 0, n)), int(np.clip(np.floor(hi) + 1, 0, n))
+        idx = self.order[self.starts[b0]: self.starts[b1]]
+        r = self.radius.reshape(-1)[idx]
+        return idx[(r >= lo) & (r <= hi)]
 
 
 _cache = MapCache(4)
@@ -95,11 +102,13 @@ def _build(geometry: Geometry, shape: tuple) -> RingMaps:
         azimuth[sl] = np.arctan2(y, x)
     flat = radius.reshape(-1)
     inside = np.flatnonzero(np.isfinite(flat))
-    order = inside[np.argsort(flat[inside], kind="stable")]
-    sorted_radius = flat[order]
-    nbins = int(np.ceil(sorted_radius[-1])) + 2 if len(sorted_radius) else 1
-    per_radius = np.bincount(np.floor(sorted_radius).astype(np.int64), minlength=nbins)
-    return RingMaps(radius, azimuth, order.astype(np.int64), sorted_radius, per_radius)
+    bins = np.floor(flat[inside]).astype(np.int64)
+    nbins = int(bins.max()) + 2 if len(bins) else 1
+    # a radix sort of whole-pixel radii (uint16 while they fit): fast, and all an annulus needs
+    key = bins.astype(np.uint16) if nbins < 65535 else bins
+    order = inside[np.argsort(key, kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(bins, minlength=nbins))])
+    return RingMaps(radius, azimuth, order.astype(np.int64), starts)
 
 
 def ring_maps(geometry: Geometry, shape: tuple) -> RingMaps:
