@@ -8,8 +8,8 @@ from _pipeline_frames import ThresholdModel
 
 from peaknet_gui.frame import EventId, Frame
 from peaknet_gui.geometry import Geometry
-from peaknet_gui.masks.powder_rings import (RingProfileTest, annuli_from_mask, merge_annuli, ring_maps,
-                                            ring_profile_mask, whole_ring_pixels)
+from peaknet_gui.masks.powder_rings import (RingProfileTest, annuli_from_mask, follow_rings, merge_annuli,
+                                            ring_maps, ring_profile, ring_profile_mask)
 from peaknet_gui.model.evaluate import program_classes
 from peaknet_gui.peaks.components import peaks_from_mask
 from peaknet_gui.peaks.peaklist import PeakList
@@ -143,10 +143,17 @@ def test_analyzer_masks_the_whole_ring_of_its_ring_spots():
     assert not (with_ring & ~spots_only & (np.abs(r - 220) > 5)).any()
 
 
-def test_whole_ring_pixels_without_anything_to_follow():
+def test_nothing_to_follow_leaves_the_mask_alone():
     data = np.random.default_rng(5).poisson(BG, SHAPE).astype(np.float32)
-    assert not whole_ring_pixels(data, None, geometry(), None, PeakList()).any()
-    assert not whole_ring_pixels(data, None, geometry(), np.zeros(SHAPE, bool), PeakList()).any()
+    some = np.zeros(SHAPE, bool)
+    some[10:20, 10:20] = True
+    assert follow_rings(some, data, None, geometry(), None, PeakList()) is some
+    np.testing.assert_array_equal(follow_rings(some, data, None, geometry(), some, PeakList()), some)
+    # a shadow that fills an annulus has no ring scatter to trim it by: the network's pixels stay
+    r, phi = polar()
+    shadow = (np.abs(r - 200) <= 2) & (phi > 0) & (phi < 90)
+    dim = np.where(shadow, data * 0.5, data)
+    np.testing.assert_array_equal(follow_rings(shadow, dim, None, geometry(), shadow, PeakList()), shadow)
     assert RingProfileTest().k_pixel < 1.0 < RingProfileTest().arc_px
 
 
@@ -159,7 +166,7 @@ def test_no_ring_at_the_beam():
     halo = (r > 5) & (r < 12)
     maps = ring_maps(geometry(), SHAPE)
     assert len(annuli_from_mask(halo, maps))  # it is ring-shaped ...
-    assert not whole_ring_pixels(data, None, geometry(), halo, PeakList(), exclude=halo).any()  # ... but no ring
+    assert np.array_equal(follow_rings(halo, data, None, geometry(), halo, PeakList()), halo)  # ... but no ring
 
 
 def test_ring_maps_agree_with_the_ring_spot_radius_on_panels_at_two_distances():
@@ -204,3 +211,23 @@ def test_evaluation_scores_the_mask_the_analyzer_makes():
     classes = program_classes(pred, frame.data, None, geometry(), found)
     assert len(res.ring_spots) == 16 and (res.artifact_mask & ~art).sum() > 2 * art.sum()
     np.testing.assert_array_equal(res.artifact_mask, classes == 2)
+
+
+def test_a_ring_drawn_too_wide_is_trimmed_to_its_scatter_but_spots_and_peaks_are_kept():
+    rng = np.random.default_rng(61)
+    ring = ring_scatter(radius=260.0, amp_sigma=6.0, arc=(-180.0, 180.0))
+    data = rng.poisson(BG + ring).astype(np.float32)
+    truth = ring >= np.sqrt(BG)
+    r, _ = polar()
+    wide = np.abs(r - 260) <= 5  # the network's ring: twice as wide as its scatter
+    disc = np.zeros(SHAPE, bool)
+    disc[int(CENTRE[1]) - 2:int(CENTRE[1]) + 3, int(CENTRE[0]) + 255:int(CENTRE[0]) + 266] = True  # a ring spot's disc
+    peak = np.zeros(SHAPE, bool)
+    peak[int(CENTRE[1]) + 258:int(CENTRE[1]) + 262, int(CENTRE[0]) - 2:int(CENTRE[0]) + 2] = True  # a Bragg peak on it
+    wide &= ~peak  # the network's classes do not overlap
+    out = follow_rings(wide | disc, data, None, geometry(), wide, PeakList(), peak_pixels=peak, fixed=disc)
+    assert (out & truth & ~peak).sum() > 0.95 * (truth & ~peak).sum()
+    assert (out & wide & ~truth & ~disc).sum() < 0.1 * (wide & ~truth & ~disc).sum()  # trimmed
+    assert out[disc].all() and not out[peak].any()
+    ring_px, decided = ring_profile(data, None, ring_maps(geometry(), SHAPE), np.array([[258.0, 262.0]]))
+    assert decided.sum() > ring_px.sum() > 0 and not (ring_px & ~decided).any()

@@ -19,7 +19,11 @@ ring scatter (:func:`ring_profile_mask`):
    at least one sigma) and significant at ``z`` sigma given the bin's pixel count.
 
 Pixels already masked, peak pixels and the discs of ring spots do not enter the estimates
-(``exclude``), so bright grains and Bragg peaks neither fake nor hide a ring.
+(the ring's own bins do use the network's artifact pixels), so bright grains and Bragg peaks
+neither fake nor hide a ring.  Where the frame can tell, it decides both ways
+(:func:`follow_rings`): a ring's pixels are added along faint stretches and trimmed where the
+network's ring is wider than its scatter; peak pixels are never masked, ring-spot discs never
+unmasked.
 
 Parameters chosen on the simulated validation runs of the model card (pooled artifact IoU
 0.787 for the network's pixels, 0.848 with whole rings); on the held-out runs the auto-mask's
@@ -165,23 +169,31 @@ def _group_stats(key: np.ndarray, values: np.ndarray, n: int) -> tuple:
     return cnt, mean, sd
 
 
-def ring_profile_mask(
+def ring_profile(
     data: np.ndarray,
     usable: Optional[np.ndarray],
     maps: RingMaps,
     annuli: np.ndarray,
     *,
     exclude: Optional[np.ndarray] = None,
+    exclude_core: Optional[np.ndarray] = None,
     test: RingProfileTest = RingProfileTest(),
-) -> np.ndarray:
-    """Pixels of the rings ``annuli`` (equivalent radii) whose neighbourhood shows ring scatter
-    (module docstring).  ``usable``: pixels with a reading (None: all); ``exclude``: pixels left
-    out of the estimates (masked, peaks, ring spots) but masked with their bin."""
+) -> tuple:
+    """(ring, decided) pixel masks of the rings ``annuli`` (equivalent radii; module docstring):
+    ``ring`` where a radial bin of a sector shows ring scatter, ``decided`` where the frame can
+    tell (in sectors where the ring shows: the background was measured and the bin holds >= 3
+    estimated pixels).
+    ``usable``: pixels with a reading (None: all); ``exclude``: pixels left out of the
+    background estimates (masked pixels, peaks); ``exclude_core``: left out of the ring's own
+    bins (peaks, ring-spot discs; default ``exclude``).  Excluded pixels are decided with
+    their bin."""
     shape = np.shape(data)
-    out = np.zeros(shape, dtype=bool)
+    ring = np.zeros(shape, dtype=bool)
+    decided = np.zeros(shape, dtype=bool)
     flat = np.asarray(data).reshape(-1)
     use_flat = None if usable is None else np.asarray(usable).reshape(-1)
     skip_flat = None if exclude is None else np.asarray(exclude).reshape(-1)
+    skip_core = skip_flat if exclude_core is None else np.asarray(exclude_core).reshape(-1)
     az_flat = maps.azimuth.reshape(-1)
     r_flat = maps.radius.reshape(-1)
     for lo, hi in np.asarray(annuli, dtype=np.float64).reshape(-1, 2):
@@ -200,10 +212,9 @@ def ring_profile_mask(
         sec = np.clip(((az_flat[pix] + np.pi) / (2.0 * np.pi) * n_sec).astype(np.int64), 0, n_sec - 1)
         n_bins = int(np.ceil(2.0 * reach)) + 1
         rbin = np.clip(np.floor(dr + reach).astype(np.int64), 0, n_bins - 1)
-        est = np.ones(len(pix), dtype=bool) if skip_flat is None else ~skip_flat[pix]
         side = np.abs(dr) > half + test.core_px
         # background per sector: mean and spread of the side pixels, one clipping pass
-        b = est & side
+        b = side if skip_flat is None else side & ~skip_flat[pix]
         cnt, mean, sd = _group_stats(sec[b], v[b], n_sec)
         cap = (mean + test.clip_sigma * np.maximum(sd, 1e-6))[sec]
         b &= v <= cap
@@ -217,7 +228,8 @@ def ring_profile_mask(
             both = np.where(ok_in & ok_out, 0.5 * (m_in + m_out), np.where(ok_in, m_in, m_out))
         valid = (cnt >= 20) & (ok_in | ok_out) & (sd > 0)
         # the ring's bins: mean excess per (sector, radial bin), values clipped at the same cap
-        c = est & ~side
+        core = ~side
+        c = core if skip_core is None else core & ~skip_core[pix]
         key = sec[c] * n_bins + rbin[c]
         vc = np.minimum(v[c], (both + test.clip_sigma * sd)[sec[c]])
         n_c = np.bincount(key, minlength=n_sec * n_bins).astype(np.float64)
@@ -225,40 +237,66 @@ def ring_profile_mask(
         with np.errstate(invalid="ignore", divide="ignore"):
             excess = s_c / n_c - np.repeat(both, n_bins)
             sd_rep = np.repeat(sd, n_bins)
-            flag = (n_c >= 3) & np.repeat(valid, n_bins)
-            flag &= (excess >= test.k_pixel * sd_rep) & (excess * np.sqrt(n_c) >= test.z * sd_rep)
-        if not flag.any():
+            known = (n_c >= 3) & np.repeat(valid, n_bins)
+            flag = known & (excess >= test.k_pixel * sd_rep) & (excess * np.sqrt(n_c) >= test.z * sd_rep)
+        # decided: only in sectors where the ring shows (a shadow or a blob that happens to fill an
+        # annulus has no ring scatter to measure its width by, and is left to the network)
+        known &= np.repeat(flag.reshape(n_sec, n_bins).any(axis=1), n_bins)
+        if not known.any():
             continue
-        core = ~side
-        hit = pix[core][flag[sec[core] * n_bins + rbin[core]]]
-        out.reshape(-1)[hit] = True
-    return out
+        cpix = pix[core]
+        ckey = sec[core] * n_bins + rbin[core]
+        ring.reshape(-1)[cpix[flag[ckey]]] = True
+        decided.reshape(-1)[cpix[known[ckey]]] = True
+    return ring, decided
 
 
-def whole_ring_pixels(
+def ring_profile_mask(data: np.ndarray, usable: Optional[np.ndarray], maps: RingMaps, annuli: np.ndarray, *,
+                      exclude: Optional[np.ndarray] = None, test: RingProfileTest = RingProfileTest()) -> np.ndarray:
+    """The ``ring`` pixels of :func:`ring_profile`."""
+    return ring_profile(data, usable, maps, annuli, exclude=exclude, test=test)[0]
+
+
+def follow_rings(
+    mask: np.ndarray,
     data: np.ndarray,
     bad: Optional[np.ndarray],
     geometry: Geometry,
     artifact_mask: Optional[np.ndarray],
     ring_spots,
     *,
-    exclude: Optional[np.ndarray] = None,
+    peak_pixels: Optional[np.ndarray] = None,
+    fixed: Optional[np.ndarray] = None,
     test: RingProfileTest = RingProfileTest(),
 ) -> np.ndarray:
-    """The auto-mask's whole-ring pixels of one frame: the rings that ``artifact_mask`` crowds
-    into (:func:`annuli_from_mask`) and those of the powder-ring spots ``ring_spots`` (a
-    :class:`~peaknet_gui.peaks.peaklist.PeakList`), followed along their arcs by
-    :func:`ring_profile_mask`.  ``bad``: pixels without a reading; ``exclude``: pixels left out
-    of the estimates (the mask so far, peak pixels)."""
+    """``mask`` with its powder rings decided by the frame: the rings ``artifact_mask`` (the
+    network's artifact pixels) crowds into (:func:`annuli_from_mask`) and those of the
+    powder-ring spots ``ring_spots`` (a :class:`~peaknet_gui.peaks.peaklist.PeakList`) are
+    followed along their arcs (:func:`ring_profile`); where the frame can tell, a pixel of a
+    ring's window is masked exactly when its bin shows ring scatter -- added along faint
+    stretches, trimmed where the network's ring is wider than its scatter.  Elsewhere ``mask``
+    is kept.  ``bad``: pixels without a reading; ``peak_pixels``: never added, and left out of
+    the estimates; ``fixed``: never unmasked (ring-spot discs).  Needs a geometry."""
     from ..peaks.rings import ring_annuli
 
-    none = np.zeros(np.shape(data), dtype=bool)
     has_mask = artifact_mask is not None and bool(np.any(artifact_mask))
     if not has_mask and not len(ring_spots):
-        return none
+        return mask
     maps = ring_maps(geometry, np.shape(data))
     from_spots = ring_annuli(equivalent_radius_px(ring_spots.fs, ring_spots.ss, geometry)) if len(ring_spots) else None
     annuli = merge_annuli(from_spots, annuli_from_mask(artifact_mask, maps, test) if has_mask else None)
     if not len(annuli):
-        return none
-    return ring_profile_mask(data, None if bad is None else ~np.asarray(bad, dtype=bool), maps, annuli, exclude=exclude, test=test)
+        return mask
+    no_estimate = np.zeros(np.shape(data), dtype=bool)
+    for m in (peak_pixels, bad):
+        if m is not None:
+            no_estimate |= m
+    keep = no_estimate if fixed is None else no_estimate | fixed
+    ring, decided = ring_profile(data, None if bad is None else ~np.asarray(bad, dtype=bool), maps, annuli,
+                                 exclude=mask | no_estimate, exclude_core=keep, test=test)
+    if peak_pixels is not None:
+        ring &= ~peak_pixels
+        decided &= ~peak_pixels
+    if fixed is not None:
+        decided &= ~fixed
+    return (mask & ~decided) | ring

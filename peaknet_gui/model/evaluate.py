@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..masks.powder_rings import whole_ring_pixels
+from ..masks.powder_rings import follow_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
@@ -253,10 +253,11 @@ def labelled_frame_peaks(net, run, i: int, *, device="cpu") -> tuple:
 def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray], geometry,
                     found: Optional[PeakList], min_confidence: float = 0.0, drop_ring_spots: bool = True,
                     whole_rings: bool = True) -> np.ndarray:
-    """The class map ``pred`` with the auto-mask the program adds to the network's artifact
-    pixels set to class 2: discs over the powder-ring spots among the ``found`` peaks of
-    confidence >= ``min_confidence`` (when ``drop_ring_spots``) and the whole rings
-    (:func:`~peaknet_gui.masks.powder_rings.whole_ring_pixels`, when ``whole_rings``), as
+    """The class map ``pred`` with class 2 where the program's auto-mask is: the network's
+    artifact pixels, discs over the powder-ring spots among the ``found`` peaks of confidence
+    >= ``min_confidence`` (when ``drop_ring_spots``), rings followed along their arcs and
+    trimmed to their scatter (:func:`~peaknet_gui.masks.powder_rings.follow_rings`, when
+    ``whole_rings``; trimmed pixels become class 0), as
     :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` builds them.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
@@ -264,15 +265,12 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
     rings = PeakList()
     if drop_ring_spots and found is not None and len(found):
         _, rings = split_ring_peaks(found.select(found.confidence >= min_confidence), geometry)
-        art = mask_spots(art, rings)
+    discs = mask_spots(np.zeros(pred.shape, dtype=bool), rings)
     if whole_rings:
-        exclude = art | (pred == 1)
-        if bad is not None:
-            exclude |= bad
-        art = art | whole_ring_pixels(data, bad, geometry, pred == 2, rings, exclude=exclude)
-    if not art.any():
-        return pred
+        art = follow_rings(art | discs, data, bad, geometry, pred == 2, rings, peak_pixels=pred == 1, fixed=discs)
+    art = art | discs
     out = pred.copy()
+    out[(pred == 2) & ~art] = 0  # trimmed: the ring is narrower than the network's
     out[art] = 2
     return out
 

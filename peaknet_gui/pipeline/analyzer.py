@@ -36,7 +36,7 @@ from ..frame import Frame
 from ..geometry import Geometry
 from ..inference.device import cpu_threads
 from ..masks.automask import artifact_mask_from_probabilities, dilate, frame_mask
-from ..masks.powder_rings import whole_ring_pixels
+from ..masks.powder_rings import follow_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
@@ -257,6 +257,17 @@ class FrameAnalyzer:
         return self._predictor.peak_min_confidence if self._predictor is not None else 0.0
 
     @staticmethod
+    def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings) -> np.ndarray:
+        """Artifact pixels grown by the dilation, with the static mask and the frame's bad pixels
+        when the settings include them."""
+        auto = dilate(artifact, mask.dilation)
+        if mask.include_static and static is not None:
+            auto = auto | static
+        if mask.include_gaps and bad is not None:
+            auto = auto | bad
+        return auto
+
+    @staticmethod
     def _without_ring_spots(peaks, geom: Optional[Geometry], finder: FinderSettings, auto: np.ndarray) -> tuple:
         """(peaks off powder rings, ring spots, auto-mask with the ring spots masked)."""
         if not finder.drop_ring_spots or geom is None:
@@ -283,11 +294,7 @@ class FrameAnalyzer:
         static = self._static_for(frame)
         if artifact_mask is None:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
-        auto = dilate(artifact_mask, mask.dilation)
-        if mask.include_static and static is not None:
-            auto |= static
-        if mask.include_gaps and frame.bad is not None:
-            auto |= frame.bad
+        auto = self._auto_mask(artifact_mask, static, frame.bad, mask)
         if peak_mask is None:
             peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, finder.peak_threshold)
         # pixels the user cannot use are never peak pixels, whatever the mask display settings
@@ -311,7 +318,11 @@ class FrameAnalyzer:
         )
         peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
         if mask.whole_rings and geom is not None:
-            auto = auto | whole_ring_pixels(frame.data, frame.bad, geom, artifact_mask, rings, exclude=auto | peak_mask)
+            discs = mask_spots(np.zeros(frame.shape, dtype=bool), rings)
+            unreadable = frame.bad if static is None else (static if frame.bad is None else frame.bad | static)
+            ring_art = follow_rings(artifact_mask | discs, frame.data, unreadable, geom, artifact_mask, rings,
+                                    peak_pixels=peak_mask, fixed=discs)
+            auto = self._auto_mask(ring_art, static, frame.bad, mask) | discs
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
@@ -343,7 +354,7 @@ class FrameAnalyzer:
         )
         peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
         if mask.whole_rings and geom is not None and len(rings):
-            auto = auto | whole_ring_pixels(frame.data, frame.bad, geom, None, rings, exclude=unusable | auto)
+            auto = follow_rings(auto, frame.data, unusable, geom, None, rings, fixed=auto)
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
