@@ -6,7 +6,7 @@ and obvious along its arc, which the network (a receptive field of a few hundred
 quarter resolution) cannot follow.  Where a ring is known -- a narrow annulus the network's
 artifact pixels crowd into (:func:`annuli_from_mask`), or one the powder-ring spot test of
 :mod:`peaknet_gui.peaks.rings` found -- the frame itself says where along the ring there is
-ring scatter (:func:`ring_profile_mask`):
+ring scatter (:func:`ring_profile`):
 
 1. the ring's neighbourhood (the annulus +- ``window_px``) is cut into azimuthal sectors of
    ``arc_px`` of arc and radial bins of one pixel (equivalent radius ``tan(2 theta) L``, so
@@ -46,7 +46,7 @@ from ..peaks.rings import equivalent_length_px, equivalent_radius_px
 
 @dataclass(frozen=True)
 class RingProfileTest:
-    """Parameters of :func:`ring_profile_mask` and :func:`annuli_from_mask` (module docstring);
+    """Parameters of :func:`ring_profile` and :func:`annuli_from_mask` (module docstring);
     not user settings."""
 
     arc_px: float = 90.0  # arc length of one azimuthal sector
