@@ -41,7 +41,8 @@ import numpy as np
 
 from ..geometry import Geometry
 from ..peaks.detmaps import MapCache, geometry_fingerprint
-from ..peaks.rings import equivalent_length_px, equivalent_radius_px
+from ..peaks.peaklist import PeakList
+from ..peaks.rings import equivalent_length_px, equivalent_radius_px, mask_spots, ring_annuli, split_ring_peaks
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def annuli_from_mask(mask: np.ndarray, maps: RingMaps, test: RingProfileTest = R
     streaks, kapton and the beamstop spread over radius), ``min_pixels`` in all."""
     from scipy.ndimage import median_filter
 
-    r = maps.radius[mask & np.isfinite(maps.radius)]
+    r = maps.radius[mask]
+    r = r[np.isfinite(r)]
     if len(r) < test.min_pixels:
         return np.zeros((0, 2))
     counts = np.bincount(np.floor(r).astype(np.int64), minlength=len(maps.pixels_per_radius)).astype(np.float64)
@@ -279,8 +281,6 @@ def follow_rings(
     stretches, trimmed where the network's ring is wider than its scatter.  Elsewhere ``mask``
     is kept.  ``bad``: pixels without a reading; ``peak_pixels``: never added, and left out of
     the estimates; ``fixed``: never unmasked (ring-spot discs).  Needs a geometry."""
-    from ..peaks.rings import ring_annuli
-
     has_mask = artifact_mask is not None and bool(np.any(artifact_mask))
     if not has_mask and not len(ring_spots):
         return mask
@@ -302,3 +302,31 @@ def follow_rings(
     if fixed is not None:
         decided &= ~fixed
     return (mask & ~decided) | ring
+
+
+def mask_powder_rings(
+    peaks: PeakList,
+    artifact_mask: Optional[np.ndarray],
+    data: np.ndarray,
+    bad: Optional[np.ndarray],
+    geometry: Optional[Geometry],
+    *,
+    peak_pixels: Optional[np.ndarray] = None,
+    drop_ring_spots: bool = True,
+    whole_rings: bool = True,
+    test: RingProfileTest = RingProfileTest(),
+) -> tuple:
+    """The powder-ring steps of the auto-mask, as the analyzer and the evaluation take them:
+    (peaks off powder rings, ring spots, discs over the ring spots, artifact pixels with the
+    discs and -- when ``whole_rings`` -- the rings followed, :func:`follow_rings`).  Ring spots
+    are split off (:func:`~peaknet_gui.peaks.rings.split_ring_peaks`) when ``drop_ring_spots``;
+    ``artifact_mask`` None (the classical finder): only the rings of the ring spots are
+    followed.  Without a geometry nothing changes."""
+    rings = PeakList()
+    if drop_ring_spots and geometry is not None:
+        peaks, rings = split_ring_peaks(peaks, geometry)
+    discs = mask_spots(np.zeros(np.shape(data), dtype=bool), rings)
+    art = discs if artifact_mask is None else artifact_mask | discs
+    if whole_rings and geometry is not None:
+        art = follow_rings(art, data, bad, geometry, artifact_mask, rings, peak_pixels=peak_pixels, fixed=discs, test=test)
+    return peaks, rings, discs, art

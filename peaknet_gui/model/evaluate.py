@@ -44,11 +44,11 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..masks.powder_rings import follow_rings
+from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
-from ..peaks.rings import equivalent_radius_px, mask_spots, powder_ring_peaks, split_ring_peaks
+from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
 from .normalize import normalize
 from .unet import forward_padded
 
@@ -230,10 +230,10 @@ class FramePeaks:
         return scores.add_peaks(fxy, self.ref_xy, self.ref_snr, radius, self.name, marginal_xy=mxy)
 
 
-def labelled_frame_peaks(net, run, i: int, *, device="cpu") -> tuple:
+def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None) -> tuple:
     """(:class:`FramePeaks` or None without truth peaks, class map, labels, bad) of frame ``i``
-    of a :class:`~.dataset.LabelledRun`."""
-    data = run.data(i)
+    of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it)."""
+    data = run.data(i) if data is None else data
     bad = run.bad(i, data)
     labels = run.labels(i)
     pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
@@ -256,19 +256,14 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
     """The class map ``pred`` with class 2 where the program's auto-mask is: the network's
     artifact pixels, discs over the powder-ring spots among the ``found`` peaks of confidence
     >= ``min_confidence`` (when ``drop_ring_spots``), rings followed along their arcs and
-    trimmed to their scatter (:func:`~peaknet_gui.masks.powder_rings.follow_rings`, when
-    ``whole_rings``; trimmed pixels become class 0), as
-    :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` builds them.  Needs a geometry."""
+    trimmed to their scatter (when ``whole_rings``; trimmed pixels become class 0): the steps of
+    :func:`~peaknet_gui.masks.powder_rings.mask_powder_rings`, which
+    :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` takes too.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
-    art = pred == 2
-    rings = PeakList()
-    if drop_ring_spots and found is not None and len(found):
-        _, rings = split_ring_peaks(found.select(found.confidence >= min_confidence), geometry)
-    discs = mask_spots(np.zeros(pred.shape, dtype=bool), rings)
-    if whole_rings:
-        art = follow_rings(art | discs, data, bad, geometry, pred == 2, rings, peak_pixels=pred == 1, fixed=discs)
-    art = art | discs
+    kept = PeakList() if found is None else found.select(found.confidence >= min_confidence)
+    _, _, _, art = mask_powder_rings(kept, pred == 2, data, bad, geometry, peak_pixels=pred == 1,
+                                     drop_ring_spots=drop_ring_spots, whole_rings=whole_rings)
     out = pred.copy()
     out[(pred == 2) & ~art] = 0  # trimmed: the ring is narrower than the network's
     out[art] = 2
@@ -277,8 +272,9 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
 
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
                             min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
-    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device)
-    pred = program_classes(pred, run.data(i), bad, run.geometry, None if peaks is None else peaks.found,
+    data = run.data(i)
+    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data)
+    pred = program_classes(pred, data, bad, run.geometry, None if peaks is None else peaks.found,
                            min_confidence, drop_ring_spots, whole_rings)
     scores.add_pixels(pred, labels, ~bad)
     if peaks is None:

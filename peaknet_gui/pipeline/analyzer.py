@@ -36,13 +36,11 @@ from ..frame import Frame
 from ..geometry import Geometry
 from ..inference.device import cpu_threads
 from ..masks.automask import artifact_mask_from_probabilities, dilate, frame_mask
-from ..masks.powder_rings import follow_rings
+from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
-from ..peaks.peaklist import PeakList
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
-from ..peaks.rings import mask_spots, split_ring_peaks
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
 
@@ -267,14 +265,6 @@ class FrameAnalyzer:
             auto = auto | bad
         return auto
 
-    @staticmethod
-    def _without_ring_spots(peaks, geom: Optional[Geometry], finder: FinderSettings, auto: np.ndarray) -> tuple:
-        """(peaks off powder rings, ring spots, auto-mask with the ring spots masked)."""
-        if not finder.drop_ring_spots or geom is None:
-            return peaks, PeakList(), auto
-        peaks, rings = split_ring_peaks(peaks, geom)
-        return peaks, rings, mask_spots(auto, rings)
-
     # --- the two algorithms ------------------------------------------------------------------------
     def _from_probabilities(
         self,
@@ -316,13 +306,14 @@ class FrameAnalyzer:
             score=peak_prob,
             min_score=self.min_confidence(finder),
         )
-        peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
+        unreadable = frame.bad if static is None else (static if frame.bad is None else frame.bad | static)
+        peaks, rings, discs, ring_art = mask_powder_rings(
+            peaks, artifact_mask, frame.data, unreadable, geom, peak_pixels=peak_mask,
+            drop_ring_spots=finder.drop_ring_spots, whole_rings=mask.whole_rings)
         if mask.whole_rings and geom is not None:
-            discs = mask_spots(np.zeros(frame.shape, dtype=bool), rings)
-            unreadable = frame.bad if static is None else (static if frame.bad is None else frame.bad | static)
-            ring_art = follow_rings(artifact_mask | discs, frame.data, unreadable, geom, artifact_mask, rings,
-                                    peak_pixels=peak_mask, fixed=discs)
-            auto = self._auto_mask(ring_art, static, frame.bad, mask) | discs
+            auto = self._auto_mask(ring_art, static, frame.bad, mask)
+        if len(rings):
+            auto = auto | discs
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
@@ -352,9 +343,10 @@ class FrameAnalyzer:
         peaks = peakfinder8(
             frame.data, bad=unusable, geometry=geom, settings=settings, photon_energy_ev=self._energy(frame, geom)
         )
-        peaks, rings, auto = self._without_ring_spots(peaks, geom, finder, auto)
-        if mask.whole_rings and geom is not None and len(rings):
-            auto = follow_rings(auto, frame.data, unusable, geom, None, rings, fixed=auto)
+        peaks, rings, _, ring_pixels = mask_powder_rings(
+            peaks, None, frame.data, unusable, geom, drop_ring_spots=finder.drop_ring_spots, whole_rings=mask.whole_rings)
+        if len(rings):
+            auto = auto | ring_pixels
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
