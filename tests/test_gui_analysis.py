@@ -27,14 +27,14 @@ def _count_model_runs(monkeypatch, predictor) -> list:
     return calls
 
 
-def _shipped_operating_point() -> float:
+def _shipped_operating_point():
     import json
 
     from peaknet_gui.model.operating_point import OperatingPoint
     from peaknet_gui.model.weights import default_weights_path, sidecar_path
 
     side = json.loads(sidecar_path(default_weights_path()).read_text())
-    return OperatingPoint.from_metadata(side.get("metadata")).peak_min_confidence
+    return OperatingPoint.from_metadata(side.get("metadata"))
 
 
 def _wait_new_overlay(qtbot, window, change, timeout=30000):
@@ -87,7 +87,20 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         assert sure.result.n_peaks == expected.n_peaks < auto.result.n_peaks
         assert np.all(expected.peaks.confidence >= np.float32(0.97))
         op = _shipped_operating_point()
-        assert 0 < op < 1 and peaks_dock.confidence.argmax.text() == f"model ({op:g})"
+        assert 0 <= op.peak_min_confidence < 1
+        assert peaks_dock.confidence.argmax.text() == f"model ({op.peak_min_confidence:g})"
+
+        # the pixel-SNR box drops whole peaks whose brightest pixel is faint ("model": the weights' point)
+        assert op.peak_min_pixel_snr > 0 and peaks_dock.pixel_snr.specialValueText() == f"model ({op.peak_min_pixel_snr:g})"
+        auto = _wait_new_overlay(qtbot, w, lambda: set_confidence(None))
+        assert w.state.finder.min_pixel_snr is None
+        bright = _wait_new_overlay(qtbot, w, lambda: peaks_dock.pixel_snr.setValue(3 * op.peak_min_pixel_snr))
+        assert w.state.finder.min_pixel_snr == pytest.approx(3 * op.peak_min_pixel_snr)
+        expected = w.worker.analyzer.rethreshold(raw, frame, w.state.finder, w.state.mask)
+        assert bright.result.n_peaks == expected.n_peaks < auto.result.n_peaks
+        assert np.all(expected.peaks.max_snr >= 3 * op.peak_min_pixel_snr)
+        back = _wait_new_overlay(qtbot, w, lambda: peaks_dock.pixel_snr.setValue(peaks_dock.pixel_snr.minimum()))
+        assert w.state.finder.min_pixel_snr is None and back.result.n_peaks == auto.result.n_peaks
 
         def set_artifact(v):
             mask_dock.threshold.argmax.setChecked(False)

@@ -20,11 +20,11 @@ FALSE_PROB = 0.45  # peak probability of the oracle's invented peaks
 
 class UnsureOracle(torch.nn.Module):
     """Returns the given labels with certainty, plus invented 3x3 'peaks' on background whose peak
-    probability is only FALSE_PROB (they still win the argmax)."""
+    probability is only ``fake_prob`` (FALSE_PROB: they still win the argmax)."""
 
     stride = 1
 
-    def __init__(self, labels, fake_centres):
+    def __init__(self, labels, fake_centres, fake_prob=FALSE_PROB):
         super().__init__()
         logits = np.zeros((3,) + labels.shape, np.float32)
         for c in range(3):
@@ -32,7 +32,8 @@ class UnsureOracle(torch.nn.Module):
         # background 0.40, peak 0.45, artifact 0.15 -> log-probabilities as logits
         for y, x in fake_centres:
             sl = (slice(y - 1, y + 2), slice(x - 1, x + 2))
-            logits[0][sl], logits[1][sl], logits[2][sl] = np.log(0.40), np.log(FALSE_PROB), np.log(0.15)
+            bg, art = (0.40, 0.15) if fake_prob == FALSE_PROB else ((1.0 - fake_prob) / 2,) * 2
+            logits[0][sl], logits[1][sl], logits[2][sl] = np.log(bg), np.log(fake_prob), np.log(art)
         self.logits = torch.from_numpy(logits)[None]
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
@@ -40,7 +41,7 @@ class UnsureOracle(torch.nn.Module):
         return self.logits
 
 
-def _oracle_run(tmp_path):
+def _oracle_run(tmp_path, fake_prob=FALSE_PROB):
     path = make_labelled_run(tmp_path / "r.cxi", n_frames=1, shape=(64, 64), n_peaks=6, ring=False, seed=3)
     with h5py.File(path) as f:
         labels = f["/entry_1/data_1/labels"][0]
@@ -54,7 +55,7 @@ def _oracle_run(tmp_path):
         if len(fakes) == 4:
             break
     assert len(fakes) == 4
-    return path, UnsureOracle(labels, fakes)
+    return path, UnsureOracle(labels, fakes, fake_prob)
 
 
 def test_components_carry_their_confidence_and_low_ones_are_dropped():
@@ -87,16 +88,34 @@ def test_fit_finds_the_confidence_that_drops_the_unsure_peaks(tmp_path):
     assert op.fitted_on == ["r.cxi"]
 
 
+def test_fit_finds_the_pixel_snr_that_drops_sure_peaks_on_flat_background(tmp_path):
+    """The network is as sure (0.99995) of four 'peaks' where the frame holds only Poisson background:
+    no confidence separates them from the true peaks, the brightest pixel's SNR does."""
+    path, net = _oracle_run(tmp_path, fake_prob=0.99995)
+    all_peaks = evaluate_labelled_runs(net, [str(path)])
+    assert all_peaks["peak_fp"] >= 4
+    op, rep = fit_operating_point(net, [str(path)], grid=(0.0, 0.5, 0.95), snr_grid=(0.0, 3.0, 6.0, 9.0))
+    assert op.peak_min_pixel_snr in (3.0, 6.0) and op.peak_min_confidence == 0.0
+    kept = evaluate_labelled_runs(net, [str(path)], min_pixel_snr=op.peak_min_pixel_snr)
+    assert kept["peak_fp"] == all_peaks["peak_fp"] - 4
+    assert kept["peak_recall_snr6"] == all_peaks["peak_recall_snr6"] == 1.0
+    assert rep["chosen"]["mean_f1"] > rep["argmax"]["mean_f1"]
+    assert {(c["threshold"], c["pixel_snr"]) for c in rep["curve"]} == {(t, s) for t in (0.0, 0.5, 0.95)
+                                                                         for s in (0.0, 3.0, 6.0, 9.0)}
+
+
 def test_operating_point_is_stored_in_the_sidecar_without_touching_the_weights(tmp_path):
     net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=2))
     w = tmp_path / "w.safetensors"
     save_weights(net, w, metadata={"note": "kept"})
     digest = sha256_file(w)
-    write_operating_point(w, OperatingPoint(0.6, ["val.cxi"], "test"), {"chosen": {"threshold": 0.6}})
+    write_operating_point(w, OperatingPoint(0.6, ["val.cxi"], "test", peak_min_pixel_snr=7.0),
+                          {"chosen": {"threshold": 0.6}})
     _, info = load_weights(w)  # checksum still verified
     assert info.verified and sha256_file(w) == digest
     assert info.metadata["note"] == "kept"
     assert OperatingPoint.from_metadata(info.metadata).peak_min_confidence == 0.6
+    assert OperatingPoint.from_metadata(info.metadata).peak_min_pixel_snr == 7.0
     side = json.loads((tmp_path / "w.json").read_text())
     assert side["metadata"]["operating_point"]["fit"]["chosen"]["threshold"] == 0.6
 
@@ -105,6 +124,13 @@ def test_operating_point_is_stored_in_the_sidecar_without_touching_the_weights(t
                                  {"operating_point": {"peak_min_confidence": 1.5}}])
 def test_missing_or_bad_operating_point_means_argmax(raw):
     assert OperatingPoint.from_metadata(raw).peak_min_confidence == 0.0
+    assert OperatingPoint.from_metadata(raw).peak_min_pixel_snr == 0.0
+
+
+@pytest.mark.parametrize("value", ["x", -1, float("inf"), None])
+def test_bad_pixel_snr_in_the_sidecar_means_no_test(value):
+    op = OperatingPoint.from_metadata({"operating_point": {"peak_min_confidence": 0.5, "peak_min_pixel_snr": value}})
+    assert op.peak_min_confidence == 0.5 and op.peak_min_pixel_snr == 0.0
 
 
 def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
@@ -115,12 +141,20 @@ def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
     assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--fit-operating-point", "--write", "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
     chosen = fit["operating_point"]["peak_min_confidence"]
-    assert chosen == fit["chosen"]["threshold"] and len(fit["curve"]) > 10
+    chosen_snr = fit["operating_point"]["peak_min_pixel_snr"]
+    assert chosen == fit["chosen"]["threshold"] and chosen_snr == fit["chosen"]["pixel_snr"] and len(fit["curve"]) > 10
     assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["min_confidence"] == chosen
+    used = json.loads(capsys.readouterr().out)
+    assert used["min_confidence"] == chosen and used["min_pixel_snr"] == chosen_snr
     assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json", "--min-confidence", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["min_confidence"] == 0.0
     with pytest.raises(SystemExit) as bad:  # a usage error, like peaknet find's
         cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-confidence", "1.2"])
     assert bad.value.code == 2
     assert "a confidence is in [0, 1), not 1.2" in capsys.readouterr().err
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json", "--min-pixel-snr", "6.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["min_pixel_snr"] == 6.5
+    with pytest.raises(SystemExit) as bad:
+        cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-pixel-snr", "-2"])
+    assert bad.value.code == 2
+    assert "a pixel SNR is a number >= 0, not -2" in capsys.readouterr().err

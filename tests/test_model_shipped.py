@@ -62,10 +62,11 @@ def test_shipped_weights_carry_a_fitted_operating_point():
 
     _, info = load_weights()
     op = OperatingPoint.from_metadata(info.metadata)
-    assert 0.0 < op.peak_min_confidence < 1.0
+    assert 0.0 <= op.peak_min_confidence < 1.0 and op.peak_min_pixel_snr > 0.0
     assert any(n.endswith(".cxi") for n in op.fitted_on)  # simulated validation runs
     fit = info.metadata["operating_point"]["fit"]
     assert fit["chosen"]["threshold"] == op.peak_min_confidence
+    assert fit["chosen"]["pixel_snr"] == op.peak_min_pixel_snr
     assert fit["chosen"]["mean_f1"] >= fit["argmax"]["mean_f1"]
     # no evaluation target was used to fit it
     assert not any(n.startswith("thau_3_2_") or "rawlayout" in n for n in op.fitted_on)

@@ -227,3 +227,27 @@ def test_long_streak_gets_a_local_background():
     assert len(peaks) == 1 and peaks.npix[0] == 780
     assert peaks.intensity[0] == pytest.approx(780 * 30.0, rel=0.05)
     assert np.isfinite(peaks.snr[0]) and peaks.snr[0] > 100
+
+
+def test_pixel_snr_is_the_brightest_pixel_over_the_local_noise_whatever_the_gain():
+    """``max_snr``: background-subtracted maximum over the annulus' sigma, the same for a
+    counting detector and for one with gain 25 and an offset (no gain is assumed)."""
+    rng = np.random.default_rng(11)
+    centres = np.array([(20.0, 20.0), (20.0, 60.0), (60.0, 40.0)])
+    extra = (40.0, 12.0, 4.0)  # photons added to each spot's centre pixel
+    counts = rng.poisson(9.0, (80, 80)).astype(np.float64)  # background sigma 3
+    mask = np.zeros((80, 80), bool)
+    for (y, x), e in zip(centres.astype(int), extra):
+        counts[y, x] += e
+        mask[y - 1 : y + 2, x - 1 : x + 2] = True
+    seen = []
+    for gain, offset in ((1.0, 0.0), (25.0, 300.0)):
+        peaks = peaks_from_mask(counts * gain + offset, mask)
+        order = np.argsort(peaks.fs + 100 * peaks.ss)  # (20,20), (20,60), (60,40)
+        snr = peaks.max_snr[order]
+        assert snr[0] == pytest.approx(peaks.max_intensity[order][0] / (peaks.intensity[order][0] / peaks.snr[order][0]))
+        assert 9.0 < snr[0] < 19.0 and 2.0 < snr[1] < 7.0 and snr[2] < snr[1]
+        kept = peaks_from_mask(counts * gain + offset, mask, min_pixel_snr=8.0)
+        assert len(kept) == 1 and kept.ss[0] == pytest.approx(20.0, abs=0.5) and kept.fs[0] == pytest.approx(20.0, abs=0.5)
+        seen.append(snr)
+    np.testing.assert_allclose(seen[0], seen[1], rtol=1e-6)

@@ -207,3 +207,25 @@ def test_default_minimum_confidence_is_the_weights_operating_point(tmp_path):
     assert an.min_confidence() == 0.7
     assert an.min_confidence(FinderSettings(min_confidence=0.2)) == 0.2
     assert an.min_confidence(FinderSettings(min_confidence=0.0)) == 0.0
+    assert an.min_pixel_snr() == 0.0  # an operating point without a pixel SNR: no photometric test
+    write_operating_point(w, OperatingPoint(0.7, peak_min_pixel_snr=6.5))
+    an = FrameAnalyzer("peaknet", weights=w, device="cpu", backend="torch")
+    an.predictor
+    assert an.min_pixel_snr() == 6.5
+    assert an.min_pixel_snr(FinderSettings(min_pixel_snr=0.0)) == 0.0
+
+
+def test_minimum_pixel_snr_drops_faint_peaks_from_the_cached_probabilities():
+    rng = np.random.default_rng(7)
+    frame, centres = simulated_frame(rng, amplitude=60.0)
+    an, model = analyzer()
+    res = an.analyze([frame])[0]
+    snr = res.peaks.max_snr
+    assert len(snr) >= 4 and np.all(np.isfinite(snr))
+    cut = float(np.median(snr))
+    calls = model.calls
+    kept = an.rethreshold(res, frame, FinderSettings(min_pixel_snr=cut, min_pixels=2, min_peaks_for_hit=5), MaskSettings())
+    assert model.calls == calls  # no model run
+    assert len(kept.peaks) == int((snr >= cut).sum()) and 0 < len(kept.peaks) < len(res.peaks)
+    assert np.all(kept.peaks.max_snr >= cut)
+    assert set(np.round(kept.peaks.fs, 4)) <= set(np.round(res.peaks.fs, 4))

@@ -25,3 +25,14 @@ def probability(text: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"a probability must be between 0 and 1, not {text}")
     return v
+
+
+def pixel_snr(text: str) -> float:
+    """A peak's minimum pixel SNR (local-background sigmas): a finite number >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0.0 <= v < float("inf")):
+        raise argparse.ArgumentTypeError(f"a pixel SNR is a number >= 0, not {text}")
+    return v

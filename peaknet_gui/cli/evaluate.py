@@ -1,7 +1,7 @@
 """``peaknet evaluate``: score weights on labelled runs and on real frames with spot lists.
 
     peaknet evaluate --weights W --data RUN.cxi|FRAME... [--spots CSV...] [--geom G] [--json]
-        [--radius 2] [--device auto|cpu|cuda] [--max-frames N] [--min-confidence C]
+        [--radius 2] [--device auto|cpu|cuda] [--max-frames N] [--min-confidence C] [--min-pixel-snr S]
     peaknet evaluate --weights W --data VAL.cxi... --fit-operating-point [--write]
 
 Labelled CXI runs (``/entry_1/data_1/labels`` + truth peaks): pixel IoU per class, peak
@@ -10,12 +10,13 @@ SNR >= 6, artifact IoU and the masked fraction of artifact-free frames.  Other i
 HDF5 frames, ...) are real frames scored against reference spot lists: ``--spots`` in the order
 of ``--data``, else ``<frame>.spots.csv`` beside each file (DIALS corner convention).
 
-Peaks are kept when the network's confidence reaches the weights' operating point (sidecar
-``metadata.operating_point``, :mod:`peaknet_gui.model.operating_point`) unless
-``--min-confidence`` says otherwise (0: every argmax component).  ``--fit-operating-point`` fits
-that point on validation data -- labelled runs (F1 at SNR >= 6) and real frames with spot lists
-(F1 against the list), the mean over runs (one per file) for a grid of confidences -- and
-prints the curve; ``--write`` stores it in the sidecar.
+Peaks are kept when the network's confidence and the brightest pixel's SNR reach the weights'
+operating point (sidecar ``metadata.operating_point``, :mod:`peaknet_gui.model.operating_point`)
+unless ``--min-confidence`` / ``--min-pixel-snr`` say otherwise (0 and 0: every argmax
+component).  ``--fit-operating-point`` fits that point on validation data -- labelled runs (F1
+at SNR >= 6) and real frames with spot lists (F1 against the list), the mean over runs (one per
+file) for a grid of confidences and pixel SNRs -- and prints the curve at the chosen pixel SNR
+and the best of each pixel SNR; ``--write`` stores it in the sidecar.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import confidence
+from .argtypes import confidence, pixel_snr
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,16 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-confidence", type=confidence,
                    help="keep peaks whose highest peak probability reaches this (default: the weights' operating point; 0: all)")
+    p.add_argument("--min-pixel-snr", type=pixel_snr,
+                   help="keep peaks whose brightest pixel stands this many local-background sigmas above the "
+                   "background (default: the weights' operating point; 0: no test)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="score the peaks on powder rings too (default: dropped, as peaknet find and the GUI do)")
     p.add_argument("--no-whole-rings", action="store_true",
                    help="score the network's artifact pixels (and ring-spot discs) without following powder rings "
                    "along their arcs (default: the auto-mask peaknet find and the GUI make)")
     p.add_argument("--fit-operating-point", action="store_true",
-                   help="fit the minimum confidence on the labelled runs given (validation runs: seeds used nowhere else)")
+                   help="fit the minimum confidence and pixel SNR on the runs given (validation runs: seeds used nowhere else)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
@@ -121,14 +125,16 @@ def run(args) -> int:
 
     op = OperatingPoint.from_metadata(info.metadata)
     min_conf = op.peak_min_confidence if args.min_confidence is None else args.min_confidence
+    min_snr = op.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
+              "min_pixel_snr": min_snr,
               "drop_ring_spots": drop, "whole_rings": whole}
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
                                    max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
-                                   whole_rings=whole)
+                                   whole_rings=whole, min_pixel_snr=min_snr)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -142,7 +148,8 @@ def run(args) -> int:
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
-                                 min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole)
+                                 min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole,
+                                 min_pixel_snr=min_snr)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -150,7 +157,7 @@ def run(args) -> int:
         print(json.dumps(report, indent=2, default=float))
         return 0
     print(f"weights {info.path} (sha256 {info.sha256[:16]}..., config {info.config.name}), "
-          f"peaks of confidence >= {min_conf:g}")
+          f"peaks of confidence >= {min_conf:g} and pixel SNR >= {min_snr:g}")
     if "labelled" in report:
         d = report["labelled"]
         print(f"labelled runs: {len(labelled)}, frames {d['frames']}")
@@ -190,12 +197,20 @@ def _fit(args, net, info, labelled, real, geometry, device) -> int:
                          indent=2, default=float))
         return 0
     names = list(rep["curve"][0]["per_run"])
-    print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence")
+    chosen = rep["chosen"]
+    print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence, "
+          f"at minimum pixel SNR {chosen['pixel_snr']:g}")
     print("  conf   mean  " + "  ".join(f"{n[:18]:>18s}" for n in names))
     for c in rep["curve"]:
-        mark = " <" if c is rep["chosen"] else ""
+        if c["pixel_snr"] != chosen["pixel_snr"]:
+            continue
+        mark = " <" if c is chosen else ""
         print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f}  "
               + "  ".join(f"{_fmt(c['per_run'][n]['f1']):>18s}" for n in names) + mark)
-    print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}"
+    print("best mean F1 by minimum pixel SNR:")
+    for snr in sorted({c["pixel_snr"] for c in rep["curve"]}):
+        b = max((c for c in rep["curve"] if c["pixel_snr"] == snr), key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+        print(f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}")
+    print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}"
           + (f" (written to {rep['written_to']})" if args.write else " (not written; add --write)"))
     return 0

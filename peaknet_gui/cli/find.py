@@ -1,7 +1,7 @@
 """``peaknet find``: find peaks in every frame of a run and write CrystFEL-ready files.
 
     peaknet find INPUT... [--geom G] [--out DIR] [--device auto|cpu|cuda] [--weights W]
-        [--algorithm peaknet|peakfinder8] [--peak-threshold P] [--min-confidence C] [--mask-threshold P]
+        [--algorithm peaknet|peakfinder8] [--peak-threshold P] [--min-confidence C] [--min-pixel-snr S] [--mask-threshold P]
         [--min-peaks N] [--formats stream,lst,cxi,mask] [--dataset D] [--batch-size B] ...
 
 A progress bar shows frames/s and hits; Ctrl-C stops after closing the output files, which
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import GeometryError, InputError
-from .argtypes import confidence, probability
+from .argtypes import confidence, pixel_snr, probability
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ def register(sub) -> None:
     p.add_argument("--min-snr", type=float, default=0.0, help="minimum peak SNR (total intensity / local noise)")
     p.add_argument("--min-confidence", type=confidence,
                    help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
+    p.add_argument("--min-pixel-snr", type=pixel_snr,
+                   help="local-background sigmas a peak's brightest pixel needs (default: the weights' fitted operating "
+                   "point; 0: no test)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="keep peaks that crowd on a powder ring (ice, salt; default: moved to the auto-mask)")
     p.add_argument("--min-res", type=float, help="finest d-spacing kept, Angstrom")
@@ -81,6 +84,7 @@ def _settings(args):
         algorithm=args.algorithm,
         peak_threshold=args.peak_threshold,
         min_confidence=args.min_confidence,
+        min_pixel_snr=args.min_pixel_snr,
         drop_ring_spots=not args.keep_ring_spots,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,

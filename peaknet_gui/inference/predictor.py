@@ -153,7 +153,9 @@ class Predictor:
         from ..model.operating_point import OperatingPoint
 
         #: the loaded weights' operating point (0 when the weights carry none), read once
-        self.peak_min_confidence = OperatingPoint.from_metadata(self.model_info.get("metadata")).peak_min_confidence
+        op = OperatingPoint.from_metadata(self.model_info.get("metadata"))
+        self.peak_min_confidence = op.peak_min_confidence
+        self.peak_min_pixel_snr = op.peak_min_pixel_snr
 
     # --- device and backend -----------------------------------------------------------------
     @property

@@ -3,8 +3,9 @@
 Per frame the network's class map is the argmax of its logits (normalised per panel and run per
 panel as the predictor does); peaks are the 8-connected components of the peak class
 (:func:`~peaknet_gui.peaks.components.peaks_from_mask`, intensity-weighted centroids) whose
-highest peak probability reaches ``min_confidence`` (the weights' operating point,
-:mod:`.operating_point`; 0 keeps every component), without the spots of powder rings
+highest peak probability reaches ``min_confidence`` and whose brightest pixel reaches
+``min_pixel_snr`` local-background sigmas (the weights' operating point, :mod:`.operating_point`;
+0 and 0 keep every component), without the spots of powder rings
 (:mod:`peaknet_gui.peaks.rings`, as ``peaknet find`` and the GUI drop them; needs the frame's
 geometry: the ``.geom`` beside a labelled run, the real frame's own) unless
 ``drop_ring_spots`` is False.  The artifact pixels scored are the program's auto-mask: the
@@ -216,11 +217,18 @@ class FramePeaks:
     ring_radius: Optional[np.ndarray] = None
     found: Optional[PeakList] = None
 
-    def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
-              drop_ring_spots: bool = True) -> dict:
-        """Add the peaks of confidence >= ``min_confidence`` (and off powder rings) to ``scores``
-        (:meth:`Scores.add_peaks`)."""
+    def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
+        """Which found peaks pass the operating point (confidence, then pixel SNR)."""
         keep = self.confidence >= min_confidence
+        if min_pixel_snr > 0 and self.found is not None:
+            keep &= self.found.max_snr >= min_pixel_snr
+        return keep
+
+    def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
+              drop_ring_spots: bool = True, *, min_pixel_snr: float = 0.0) -> dict:
+        """Add the peaks of confidence >= ``min_confidence`` and pixel SNR >= ``min_pixel_snr``
+        (and off powder rings) to ``scores`` (:meth:`Scores.add_peaks`)."""
+        keep = self.kept(min_confidence, min_pixel_snr)
         if drop_ring_spots and self.ring_radius is not None and keep.any():
             keep[keep] = ~powder_ring_peaks(self.ring_radius[keep])
         fxy = self.found_xy[keep]
@@ -252,16 +260,22 @@ def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.nd
 
 def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray], geometry,
                     found: Optional[PeakList], min_confidence: float = 0.0, drop_ring_spots: bool = True,
-                    whole_rings: bool = True) -> np.ndarray:
+                    whole_rings: bool = True, min_pixel_snr: float = 0.0) -> np.ndarray:
     """The class map ``pred`` with class 2 where the program's auto-mask is: the network's
     artifact pixels, discs over the powder-ring spots among the ``found`` peaks of confidence
-    >= ``min_confidence`` (when ``drop_ring_spots``), rings followed along their arcs and
+    >= ``min_confidence`` and pixel SNR >= ``min_pixel_snr`` (when ``drop_ring_spots``), rings followed along their arcs and
     trimmed to their scatter (when ``whole_rings``; trimmed pixels become class 0): the steps of
     :func:`~peaknet_gui.masks.powder_rings.mask_powder_rings`, which
     :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` takes too.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
-    kept = PeakList() if found is None else found.select(found.confidence >= min_confidence)
+    if found is None:
+        kept = PeakList()
+    else:
+        keep = found.confidence >= min_confidence
+        if min_pixel_snr > 0:
+            keep &= found.max_snr >= min_pixel_snr
+        kept = found.select(keep)
     _, _, _, art = mask_powder_rings(kept, pred == 2, data, bad, geometry, peak_pixels=pred == 1,
                                      drop_ring_spots=drop_ring_spots, whole_rings=whole_rings)
     out = pred.copy()
@@ -271,15 +285,16 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
 
 
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
-                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
+                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
+                            min_pixel_snr: float = 0.0) -> dict:
     data = run.data(i)
     peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data)
     pred = program_classes(pred, data, bad, run.geometry, None if peaks is None else peaks.found,
-                           min_confidence, drop_ring_spots, whole_rings)
+                           min_confidence, drop_ring_spots, whole_rings, min_pixel_snr)
     scores.add_pixels(pred, labels, ~bad)
     if peaks is None:
         return {}
-    return peaks.score(scores, min_confidence, radius, drop_ring_spots)
+    return peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
 
 
 def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
@@ -362,17 +377,20 @@ def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
-                     min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
+                     min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
+                     min_pixel_snr: float = 0.0) -> dict:
     peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name)
-    pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings)
-    rec = peaks.score(scores, min_confidence, radius, drop_ring_spots)
+    pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings,
+                           min_pixel_snr)
+    rec = peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
     rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
     return rec
 
 
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
-                           min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True) -> dict:
+                           min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
+                           min_pixel_snr: float = 0.0) -> dict:
     from .dataset import LabelledRun
 
     scores = Scores()
@@ -383,7 +401,7 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
             for i in range(n):
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
                                         min_confidence=min_confidence, drop_ring_spots=drop_ring_spots,
-                                        whole_rings=whole_rings)
+                                        whole_rings=whole_rings, min_pixel_snr=min_pixel_snr)
         finally:
             run.close()
     d = scores.summary()

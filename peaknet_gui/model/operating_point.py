@@ -1,20 +1,30 @@
-"""The weights' operating point: how confident the network must be in a peak for it to count.
+"""The weights' operating point: what a component of the peak class needs to count as a peak.
 
-The network labels pixels; a peak is a connected component of the peak class (argmax).  Its
-*confidence* is the highest peak-class probability over its pixels
-(:attr:`~peaknet_gui.peaks.peaklist.PeakList.confidence`).  A network trained with focal loss
-is not calibrated (the loss flattens its probabilities), so "argmax" is not the best decision:
-components of low confidence are mostly spots just below the label threshold (what DIALS'
-default finder would not report).  The operating point ``peak_min_confidence`` is fitted once
-per weights, on simulated validation runs that share no seed with the training or evaluation
-runs (:func:`fit_operating_point`, ``peaknet evaluate --fit-operating-point``), and stored in
-the weights' sidecar (``metadata.operating_point``).  The CLI, the pipeline and the GUI use it
-by default -- nothing to tune by hand -- and every one of them can override it
-(``FinderSettings.min_confidence``, ``--min-confidence``).
+The network labels pixels; a peak is a connected component of the peak class (argmax).  Two
+figures of each component decide whether it is reported:
 
-The fit maximises the mean over the validation runs (one per detector and style) of the peak
-F1 on peaks with SNR >= 6 (:class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its
-number of peaks; the per-run curves are kept in the report.
+* its *confidence*, the highest peak-class probability over its pixels
+  (:attr:`~peaknet_gui.peaks.peaklist.PeakList.confidence`).  A network trained with focal loss
+  is not calibrated (the loss flattens its probabilities), so "argmax" is not the best decision;
+* its *pixel SNR*, how many local-background sigmas its brightest pixel stands above the local
+  background (:attr:`~peaknet_gui.peaks.peaklist.PeakList.max_snr`).  The labels call a spot a
+  peak when DIALS' default finder would report it on the written frame: strong pixels, a test
+  on the frame's counts.  Where the network sees the shape of a spot whose counts fail that
+  test (faint spots just below the labels' threshold, which a noise realisation tips either
+  way), the photometric test makes the decision the labels make.  It is measured against the
+  empirical noise of the local background, so it needs no detector gain.
+
+The operating point (``peak_min_confidence``, ``peak_min_pixel_snr``) is fitted once per weights,
+on validation runs that share no seed with the training or evaluation runs
+(:func:`fit_operating_point`, ``peaknet evaluate --fit-operating-point``), over a grid of both,
+and stored in the weights' sidecar (``metadata.operating_point``).  The CLI, the pipeline and
+the GUI use it by default -- nothing to tune by hand -- and every one of them can override it
+(``FinderSettings.min_confidence`` / ``min_pixel_snr``, ``--min-confidence`` / ``--min-pixel-snr``).
+
+The fit maximises the mean over the validation runs (one per detector and style, and real
+frames with DIALS spot lists) of the peak F1 (simulated runs: on peaks with SNR >= 6,
+:class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its number of
+peaks; the per-run curves are kept in the report.
 """
 
 from __future__ import annotations
@@ -30,16 +40,20 @@ from ..errors import InputError
 
 #: candidate minimum confidences (0 = every argmax component)
 DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)])
+#: candidate minimum pixel SNRs (0 = no photometric test)
+DEFAULT_SNR_GRID = (0.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0)
 
 
 @dataclass
 class OperatingPoint:
     """``peak_min_confidence``: a peak is kept when its highest peak probability reaches it
-    (0: every component of the argmax peak class)."""
+    (0: every component of the argmax peak class); ``peak_min_pixel_snr``: and when its brightest
+    pixel stands that many local-background sigmas above its background (0: no test)."""
 
     peak_min_confidence: float = 0.0
     fitted_on: List[str] = field(default_factory=list)
     objective: str = ""
+    peak_min_pixel_snr: float = 0.0
 
     @classmethod
     def from_metadata(cls, metadata: Optional[dict]) -> "OperatingPoint":
@@ -50,7 +64,14 @@ class OperatingPoint:
             t = 0.0
         if not (0.0 <= t < 1.0):
             t = 0.0
-        return cls(peak_min_confidence=t, fitted_on=list(raw.get("fitted_on", [])), objective=str(raw.get("objective", "")))
+        try:
+            snr = float(raw.get("peak_min_pixel_snr", 0.0))
+        except (TypeError, ValueError):
+            snr = 0.0
+        if not (0.0 <= snr < 1e6):
+            snr = 0.0
+        return cls(peak_min_confidence=t, fitted_on=list(raw.get("fitted_on", [])), objective=str(raw.get("objective", "")),
+                   peak_min_pixel_snr=snr)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,14 +112,14 @@ def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry
 
 
 def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius: float = 2.0,
-             drop_ring_spots: bool = True) -> List[dict]:
+             drop_ring_spots: bool = True, min_pixel_snr: float = 0.0) -> List[dict]:
     """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``
-    (and off powder rings unless ``drop_ring_spots`` is False)."""
+    and pixel SNR >= ``min_pixel_snr`` (and off powder rings unless ``drop_ring_spots`` is False)."""
     from .evaluate import Scores
 
     scores = [Scores() for _ in range(n_runs)]
     for run, peaks in records:
-        peaks.score(scores[run], threshold, radius, drop_ring_spots)
+        peaks.score(scores[run], threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
     return [s.summary() for s in scores]
 
 
@@ -107,13 +128,15 @@ def _f1(summary: dict) -> float:
 
 
 def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
-                        grid=DEFAULT_GRID, radius: float = 2.0, max_frames: Optional[int] = None,
-                        drop_ring_spots: bool = True) -> tuple:
-    """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over ``grid``: on the
-    labelled runs ``paths`` the F1 on peaks with SNR >= 6, on the real frames ``real`` ((frame
-    file, DIALS spot list) pairs, one run per file) the F1 against the list; ties go to the
-    lower threshold.  The peaks are those the program keeps: powder-ring spots are dropped
-    unless ``drop_ring_spots`` is False."""
+                        grid=DEFAULT_GRID, snr_grid=DEFAULT_SNR_GRID, radius: float = 2.0,
+                        max_frames: Optional[int] = None, drop_ring_spots: bool = True) -> tuple:
+    """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over the minimum
+    confidences ``grid`` times the minimum pixel SNRs ``snr_grid``: on the labelled runs
+    ``paths`` the F1 on peaks with SNR >= 6, on the real frames ``real`` ((frame file, DIALS spot
+    list) pairs, one run per file) the F1 against the list; ties go to the lower pixel SNR, then
+    the lower confidence.  The peaks are those the program keeps: powder-ring spots are dropped
+    unless ``drop_ring_spots`` is False.  The report's ``curve`` has one entry per pair
+    (``threshold`` the confidence, ``pixel_snr``)."""
     paths = [str(p) for p in paths]
     real = [(str(a), str(b)) for a, b in real]
     if not paths and not real:
@@ -125,18 +148,21 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     names = [Path(p).name for p in paths] + [Path(a).name for a, _ in real]
     runs_with_frames = sorted({run for run, _ in records})
     curve = []
-    for t in grid:
-        per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots)
-        f1s = [_f1(per_run[k]) for k in runs_with_frames]
-        curve.append({"threshold": float(t), "mean_f1": float(np.mean(f1s)),
-                      "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
-                                             "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
-                                             "f1": _f1(per_run[k])} for k in runs_with_frames}})
-    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
-    op = OperatingPoint(peak_min_confidence=best["threshold"], fitted_on=names,
+    for snr in snr_grid:
+        for t in grid:
+            per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
+                               min_pixel_snr=float(snr))
+            f1s = [_f1(per_run[k]) for k in runs_with_frames]
+            curve.append({"threshold": float(t), "pixel_snr": float(snr), "mean_f1": float(np.mean(f1s)),
+                          "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
+                                                 "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
+                                                 "f1": _f1(per_run[k])} for k in runs_with_frames}})
+    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"]))
+    op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"], fitted_on=names,
                         objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)"
                         + ("; powder-ring spots dropped" if drop_ring_spots else ""))
-    return op, {"chosen": best, "argmax": curve[0] if grid[0] == 0 else None, "curve": curve}
+    argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0), None)
+    return op, {"chosen": best, "argmax": argmax, "curve": curve}
 
 
 def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None) -> Path:

@@ -9,14 +9,17 @@ Python loop per peak:
 * the background-subtracted total and maximum intensity,
 * the intensity-weighted centroid with background-subtracted weights (negative weights
   clipped to 0; pixel-index coordinates, centre of the first pixel at 0, 0),
-* the SNR as peakfinder8 defines it: total intensity / local background sigma,
+* the SNR as peakfinder8 defines it: total intensity / local background sigma, and the
+  brightest pixel's (``max_snr``: background-subtracted maximum / local background sigma),
 * the panel and the resolution 1/d (inverse Angstrom) from the geometry;
 * with a ``score`` map, the highest score of the component (``confidence``).
 
 With a per-pixel ``score`` (the model's peak-class probability) a component is kept only when
 its highest score reaches ``min_score``: the model's confidence in the peak as a whole, which
 decides without moving the peak's pixels or centroid (the model's operating point,
-:mod:`peaknet_gui.model.operating_point`).
+:mod:`peaknet_gui.model.operating_point`); with ``min_pixel_snr`` > 0 a component is kept only
+when its brightest pixel stands that many background sigmas above its local background (the
+operating point's photometric half).
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def peaks_from_mask(
     maps: Optional[DetectorMaps] = None,
     score: Optional[np.ndarray] = None,
     min_score: float = 0.0,
+    min_pixel_snr: float = 0.0,
 ) -> PeakList:
     """Peaks (one per 8-connected component of ``peak_mask``) of a 2-D frame.
 
@@ -107,7 +111,8 @@ def peaks_from_mask(
     annulus starts ``ring_gap`` pixels beyond the component's farthest pixel from its centre and
     is ``ring_width`` pixels wide.  ``maps`` may pass precomputed :func:`detector_maps`.
     ``score`` (same shape as ``data``, e.g. the peak probability) with ``min_score`` > 0: components
-    whose highest score is below ``min_score`` are dropped.
+    whose highest score is below ``min_score`` are dropped; with ``min_pixel_snr`` > 0, components
+    whose ``max_snr`` is below it.
     """
     data = np.asarray(data)
     peak_mask = np.asarray(peak_mask, dtype=bool)
@@ -192,7 +197,7 @@ def peaks_from_mask(
 
     panel = panel_of_peak if panel_of_peak is not None else np.full(npk, -1, dtype=np.int32)
     resolution = peak_resolution(geometry, panel, fs, ss, photon_energy_ev)
-    return PeakList(
+    peaks = PeakList(
         fs=fs,
         ss=ss,
         intensity=total,
@@ -202,4 +207,8 @@ def peaks_from_mask(
         panel=panel,
         resolution=resolution,
         confidence=best if best is not None else np.zeros(0),
+        max_snr=maximum / sigma,
     )
+    if min_pixel_snr > 0:
+        peaks = peaks.select(peaks.max_snr >= min_pixel_snr)
+    return peaks

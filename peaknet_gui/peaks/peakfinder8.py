@@ -221,6 +221,7 @@ def peakfinder8(
         max_intensity=maximum[idx],
         npix=npix[idx],
         snr=snr[idx],
+        max_snr=np.where(sigma > 1e-10, maximum / np.where(sigma > 1e-10, sigma, 1.0), 0.0)[idx],
         panel=panel[idx] if geometry is not None else np.full(len(idx), -1, dtype=np.int32),
         resolution=peak_resolution(geometry, panel[idx], fs[idx], ss[idx], photon_energy_ev),
     )

@@ -20,7 +20,9 @@ class PeakList:
     All arrays have one entry per peak.  ``panel`` indexes the geometry's panels (-1 unknown);
     ``resolution`` is 1/d in inverse Angstrom (NaN when the geometry or energy is unknown);
     ``confidence`` the model's highest peak-class probability over the peak's pixels (NaN for
-    peaks that do not come from the model).
+    peaks that do not come from the model); ``max_snr`` the brightest pixel's background-subtracted
+    value over the local background sigma (``snr`` is the total's), the photometric test of the
+    weights' operating point (:mod:`peaknet_gui.model.operating_point`).
     """
 
     fs: np.ndarray = field(default_factory=_f)
@@ -32,6 +34,7 @@ class PeakList:
     panel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     resolution: np.ndarray = field(default_factory=_f)
     confidence: np.ndarray = field(default_factory=_f)  # model's highest peak probability in the peak (NaN: none)
+    max_snr: np.ndarray = field(default_factory=_f)  # brightest pixel over the local background sigma (NaN: unknown)
 
     def __post_init__(self):
         n = len(np.atleast_1d(self.fs))

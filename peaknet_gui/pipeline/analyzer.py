@@ -254,6 +254,13 @@ class FrameAnalyzer:
             return float(finder.min_confidence)
         return self._predictor.peak_min_confidence if self._predictor is not None else 0.0
 
+    def min_pixel_snr(self, finder: Optional[FinderSettings] = None) -> float:
+        """The pixel SNR a peak needs: the settings' value, else the loaded weights' operating point."""
+        finder = finder if finder is not None else self.finder
+        if finder.min_pixel_snr is not None:
+            return float(finder.min_pixel_snr)
+        return self._predictor.peak_min_pixel_snr if self._predictor is not None else 0.0
+
     @staticmethod
     def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings) -> np.ndarray:
         """Artifact pixels grown by the dilation, with the static mask and the frame's bad pixels
@@ -305,6 +312,7 @@ class FrameAnalyzer:
             maps=maps,
             score=peak_prob,
             min_score=self.min_confidence(finder),
+            min_pixel_snr=self.min_pixel_snr(finder),
         )
         unreadable = frame.bad if static is None else (static if frame.bad is None else frame.bad | static)
         peaks, rings, discs, ring_art = mask_powder_rings(

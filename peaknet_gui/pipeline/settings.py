@@ -12,9 +12,10 @@ class FinderSettings:
 
     ``peak_threshold`` None means "argmax": a pixel belongs to a peak where the peak class is the
     most probable class -- the model's own decision, nothing to tune.  ``min_confidence``: a
-    peak is kept when its highest peak probability reaches it; None means the operating point
-    fitted for the loaded weights (:mod:`peaknet_gui.model.operating_point`), 0 keeps every
-    component.  ``drop_ring_spots``: peaks crowding on one scattering angle -- the spots of an
+    peak is kept when its highest peak probability reaches it; ``min_pixel_snr``: and when its
+    brightest pixel stands that many local-background sigmas above the background; None means
+    the operating point fitted for the loaded weights (:mod:`peaknet_gui.model.operating_point`),
+    0 keeps every component.  ``drop_ring_spots``: peaks crowding on one scattering angle -- the spots of an
     ice, salt or calibrant powder ring (:mod:`peaknet_gui.peaks.rings`) -- are taken out of the
     peak list and into the auto-mask (needs a geometry).  Resolution limits are d-spacings in
     Angstrom (``min_res_a`` the finest, e.g. 1.5; ``max_res_a`` the coarsest).
@@ -23,6 +24,7 @@ class FinderSettings:
     algorithm: str = "peaknet"  # "peaknet" or "peakfinder8"
     peak_threshold: Optional[float] = None
     min_confidence: Optional[float] = None
+    min_pixel_snr: Optional[float] = None
     drop_ring_spots: bool = True
     min_pixels: int = 1
     max_pixels: int = 10000

@@ -53,6 +53,11 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.confidence.setToolTip("Highest peak probability a peak needs to be kept (its confidence).\n"
                                    "Moving it re-filters the cached probabilities: no new model run.")
         form.addRow("Confidence", self.confidence)
+        self.pixel_snr = dspin(-1.0, 1000.0, -1.0 if finder.min_pixel_snr is None else finder.min_pixel_snr, 1, 0.5,
+                               "Local-background sigmas a peak's brightest pixel needs (0: no test).\n"
+                               "'model': the loaded weights' operating point.\n"
+                               "Re-filters the cached probabilities: no new model run.", special="model")
+        form.addRow("Pixel SNR", self.pixel_snr)
         self.drop_rings = QtWidgets.QCheckBox("drop powder-ring spots")
         self.drop_rings.setToolTip("Peaks crowding on one scattering angle (the spots of an ice or salt ring)\n"
                                    "are not Bragg peaks of the crystal: they go into the auto-mask.\n"
@@ -109,7 +114,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.threshold.valueChanged.connect(self._changed)
         self.confidence.valueChanged.connect(self._changed)
         self.drop_rings.toggled.connect(self._changed)
-        for sb in (self.min_pixels, self.max_pixels, self.max_res, self.min_res, self.min_snr, self.min_peaks,
+        for sb in (self.pixel_snr, self.min_pixels, self.max_pixels, self.max_res, self.min_res, self.min_snr, self.min_peaks,
                    self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius):
             sb.valueChanged.connect(self._changed)
         self.weights_button.clicked.connect(self.weightsRequested.emit)
@@ -120,6 +125,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         f.algorithm = self.algorithm.currentData()
         f.peak_threshold = self.threshold.value()
         f.min_confidence = self.confidence.value()
+        f.min_pixel_snr = optional_value(self.pixel_snr)
         f.drop_ring_spots = self.drop_rings.isChecked()
         f.min_pixels = self.min_pixels.value()
         f.max_pixels = max(self.max_pixels.value(), f.min_pixels)
@@ -135,7 +141,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         return f
 
     def set_finder(self, f: FinderSettings) -> None:
-        widgets = (self.algorithm, self.threshold, self.confidence, self.drop_rings, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
+        widgets = (self.algorithm, self.threshold, self.confidence, self.pixel_snr, self.drop_rings, self.min_pixels, self.max_pixels, self.max_res, self.min_res,
                    self.min_snr, self.min_peaks, self.pf8_adc, self.pf8_snr, self.pf8_min_pix, self.pf8_max_pix, self.pf8_radius)
         for w in widgets:
             w.blockSignals(True)
@@ -144,6 +150,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.algorithm.setCurrentIndex(max(i, 0))
         self.threshold.set_value(f.peak_threshold)
         self.confidence.set_value(f.min_confidence)
+        self.pixel_snr.setValue(-1.0 if f.min_pixel_snr is None else f.min_pixel_snr)
         self.drop_rings.setChecked(f.drop_ring_spots)
         self.min_pixels.setValue(f.min_pixels)
         self.max_pixels.setValue(f.max_pixels)
@@ -164,6 +171,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         is_net = self.algorithm.currentData() == "peaknet"
         self.threshold.setEnabled(is_net)
         self.confidence.setEnabled(is_net)
+        self.pixel_snr.setEnabled(is_net)
         self.pf8_box.setVisible(not is_net)
 
     def _changed(self, *_):
@@ -184,4 +192,5 @@ class PeakFindingDock(QtWidgets.QDockWidget):
 
         op = OperatingPoint.from_metadata(info.get("metadata") if isinstance(info.get("metadata"), dict) else None)
         self.confidence.argmax.setText(f"model ({op.peak_min_confidence:g})")
+        self.pixel_snr.setSpecialValueText(f"model ({op.peak_min_pixel_snr:g})")
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))
