@@ -49,6 +49,8 @@ def test_finds_strong_spots_with_accurate_centroids():
     assert (d.min(axis=1) < 1.5).all()  # no false peaks
     assert np.median(d.min(axis=0)[isolated]) < 0.15
     assert (peaks.snr >= 5.0).all() and (peaks.npix >= 2).all()
+    # the brightest pixel's SNR against the same local noise: above the per-pixel threshold, below the total's
+    assert (peaks.max_snr >= 5.0).all() and (peaks.max_snr <= peaks.snr).all()
     assert (peaks.panel == 0).all()
     assert np.allclose(peaks.resolution, geometry().resolution(peaks.fs, peaks.ss))
 

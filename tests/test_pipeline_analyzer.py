@@ -176,18 +176,26 @@ def test_device_masks_give_the_same_result_as_cpu_thresholding():
     np.testing.assert_array_equal(dev.artifact_mask, res.artifact_mask)
 
 
-def test_peaks_carry_confidence_and_the_minimum_confidence_filters_them():
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("figure, setting, seed", [("confidence", "min_confidence", 5), ("max_snr", "min_pixel_snr", 7)])
+def test_the_operating_point_filters_whole_peaks_from_the_cached_probabilities(figure, setting, seed):
+    """Each peak carries its confidence and pixel SNR; a minimum of either drops whole peaks
+    (positions of the others unchanged) without a model run."""
+    rng = np.random.default_rng(seed)
     frame, centres = simulated_frame(rng, amplitude=60.0)
     an, model = analyzer()
     res = an.analyze([frame])[0]
-    conf = res.peaks.confidence
-    assert len(conf) >= 4 and np.all((conf > 1 / 3) & (conf <= 1.0))
-    cut = float(np.median(conf))
-    kept = an.rethreshold(res, frame, FinderSettings(min_confidence=cut, min_pixels=2, min_peaks_for_hit=5), MaskSettings())
-    assert len(kept.peaks) == int((conf >= np.float32(cut)).sum()) and len(kept.peaks) < len(res.peaks)
-    assert np.all(kept.peaks.confidence >= np.float32(cut))
-    # the kept peaks are the same peaks: positions unchanged
+    values = getattr(res.peaks, figure)
+    assert len(values) >= 4 and np.all(np.isfinite(values))
+    if figure == "confidence":
+        assert np.all((values > 1 / 3) & (values <= 1.0))
+    cut = float(np.median(values))
+    calls = model.calls
+    settings = FinderSettings(min_pixels=2, min_peaks_for_hit=5, **{setting: cut})
+    kept = an.rethreshold(res, frame, settings, MaskSettings())
+    assert model.calls == calls
+    cut_as_compared = np.float32(cut) if figure == "confidence" else cut  # confidences are float32 maps
+    assert len(kept.peaks) == int((values >= cut_as_compared).sum()) and 0 < len(kept.peaks) < len(res.peaks)
+    assert np.all(getattr(kept.peaks, figure) >= cut_as_compared)
     assert set(np.round(kept.peaks.fs, 4)) <= set(np.round(res.peaks.fs, 4))
 
 
@@ -213,19 +221,3 @@ def test_default_minimum_confidence_is_the_weights_operating_point(tmp_path):
     an.predictor
     assert an.min_pixel_snr() == 6.5
     assert an.min_pixel_snr(FinderSettings(min_pixel_snr=0.0)) == 0.0
-
-
-def test_minimum_pixel_snr_drops_faint_peaks_from_the_cached_probabilities():
-    rng = np.random.default_rng(7)
-    frame, centres = simulated_frame(rng, amplitude=60.0)
-    an, model = analyzer()
-    res = an.analyze([frame])[0]
-    snr = res.peaks.max_snr
-    assert len(snr) >= 4 and np.all(np.isfinite(snr))
-    cut = float(np.median(snr))
-    calls = model.calls
-    kept = an.rethreshold(res, frame, FinderSettings(min_pixel_snr=cut, min_pixels=2, min_peaks_for_hit=5), MaskSettings())
-    assert model.calls == calls  # no model run
-    assert len(kept.peaks) == int((snr >= cut).sum()) and 0 < len(kept.peaks) < len(res.peaks)
-    assert np.all(kept.peaks.max_snr >= cut)
-    assert set(np.round(kept.peaks.fs, 4)) <= set(np.round(res.peaks.fs, 4))

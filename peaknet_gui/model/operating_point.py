@@ -44,6 +44,15 @@ DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)
 DEFAULT_SNR_GRID = (0.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0)
 
 
+def _number_in(raw: dict, key: str, upper: float) -> float:
+    """``raw[key]`` as a number in [0, ``upper``); 0 (no cut) when absent, unreadable or outside."""
+    try:
+        v = float(raw.get(key, 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+    return v if 0.0 <= v < upper else 0.0
+
+
 @dataclass
 class OperatingPoint:
     """``peak_min_confidence``: a peak is kept when its highest peak probability reaches it
@@ -58,20 +67,8 @@ class OperatingPoint:
     @classmethod
     def from_metadata(cls, metadata: Optional[dict]) -> "OperatingPoint":
         raw = (metadata or {}).get("operating_point") or {}
-        try:
-            t = float(raw.get("peak_min_confidence", 0.0))
-        except (TypeError, ValueError):
-            t = 0.0
-        if not (0.0 <= t < 1.0):
-            t = 0.0
-        try:
-            snr = float(raw.get("peak_min_pixel_snr", 0.0))
-        except (TypeError, ValueError):
-            snr = 0.0
-        if not (0.0 <= snr < 1e6):
-            snr = 0.0
-        return cls(peak_min_confidence=t, fitted_on=list(raw.get("fitted_on", [])), objective=str(raw.get("objective", "")),
-                   peak_min_pixel_snr=snr)
+        return cls(peak_min_confidence=_number_in(raw, "peak_min_confidence", 1.0), fitted_on=list(raw.get("fitted_on", [])),
+                   objective=str(raw.get("objective", "")), peak_min_pixel_snr=_number_in(raw, "peak_min_pixel_snr", 1e6))
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -249,17 +249,17 @@ class FrameAnalyzer:
 
     def min_confidence(self, finder: Optional[FinderSettings] = None) -> float:
         """The confidence a peak needs: the settings' value, else the loaded weights' operating point."""
-        finder = finder if finder is not None else self.finder
-        if finder.min_confidence is not None:
-            return float(finder.min_confidence)
-        return self._predictor.peak_min_confidence if self._predictor is not None else 0.0
+        return self._operating_value(finder, "min_confidence", "peak_min_confidence")
 
     def min_pixel_snr(self, finder: Optional[FinderSettings] = None) -> float:
         """The pixel SNR a peak needs: the settings' value, else the loaded weights' operating point."""
-        finder = finder if finder is not None else self.finder
-        if finder.min_pixel_snr is not None:
-            return float(finder.min_pixel_snr)
-        return self._predictor.peak_min_pixel_snr if self._predictor is not None else 0.0
+        return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr")
+
+    def _operating_value(self, finder: Optional[FinderSettings], setting: str, fitted: str) -> float:
+        value = getattr(finder if finder is not None else self.finder, setting)
+        if value is not None:
+            return float(value)
+        return getattr(self._predictor, fitted) if self._predictor is not None else 0.0
 
     @staticmethod
     def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings) -> np.ndarray:
