@@ -6,7 +6,10 @@
 
 Labelled CXI runs (``/entry_1/data_1/labels`` + truth peaks): pixel IoU per class, peak
 precision/recall/F1 (greedy one-to-one within ``--radius`` px), the same on truth peaks with
-SNR >= 6, artifact IoU and the masked fraction of artifact-free frames.  Other inputs (CBF,
+SNR >= 6, artifact IoU and the masked fraction of artifact-free frames.  A labelled run whose
+frames repeat the weights' training frames (the same simulation seeds; the lineage is followed
+through the sidecars, :mod:`peaknet_gui.model.provenance`) is named in a warning and in the
+report's ``shared_with_training``.  Other inputs (CBF,
 HDF5 frames, ...) are real frames scored against reference spot lists: ``--spots`` in the order
 of ``--data``, else ``<frame>.spots.csv`` beside each file (DIALS corner convention).
 
@@ -119,8 +122,11 @@ def run(args) -> int:
         from ..geometry import read_geom
 
         geometry = read_geom(args.geom)
+    from ..model.provenance import warn_shared
+
+    shared = warn_shared(labelled, info.metadata, "fitted on" if args.fit_operating_point else "scored")
     if args.fit_operating_point:
-        return _fit(args, net, info, labelled, real, geometry, device)
+        return _fit(args, net, info, labelled, real, geometry, device, shared)
     from ..model.operating_point import OperatingPoint
 
     op = OperatingPoint.from_metadata(info.metadata)
@@ -131,6 +137,8 @@ def run(args) -> int:
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
               "min_pixel_snr": min_snr,
               "drop_ring_spots": drop, "whole_rings": whole}
+    if shared:
+        report["shared_with_training"] = shared
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
                                    max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
@@ -176,7 +184,7 @@ def run(args) -> int:
     return 0
 
 
-def _fit(args, net, info, labelled, real, geometry, device) -> int:
+def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     from ..errors import InputError
     from ..model.evaluate import find_spots_file
     from ..model.operating_point import fit_operating_point, write_operating_point
@@ -193,7 +201,8 @@ def _fit(args, net, info, labelled, real, geometry, device) -> int:
     if args.write:
         rep["written_to"] = str(write_operating_point(info.path, op, rep))
     if args.json:
-        print(json.dumps({"weights": info.path, "sha256": info.sha256, "operating_point": op.as_dict(), **rep},
+        extra = {"shared_with_training": shared} if shared else {}
+        print(json.dumps({"weights": info.path, "sha256": info.sha256, "operating_point": op.as_dict(), **extra, **rep},
                          indent=2, default=float))
         return 0
     names = list(rep["curve"][0]["per_run"])
