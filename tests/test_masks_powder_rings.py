@@ -52,9 +52,11 @@ def test_a_faint_arc_is_followed_from_the_piece_the_network_saw():
     mask = ring_profile_mask(data, None, maps, annuli, exclude=seen)
     recall = (mask & truth).sum() / truth.sum()
     assert recall > 0.8
-    # nothing away from the ring, nothing outside the arc (beyond one sector of slack)
+    # nothing away from the ring, nothing outside the arc beyond one sector of slack (a sector the
+    # arc's end half fills is decided as a whole)
     assert not (mask & (np.abs(r - 250) > 5)).any()
-    assert not (mask & ((phi < 20 - 8) | (phi > 140 + 8))).any()
+    sector_deg = np.degrees(RingProfileTest().arc_px / 250.0)
+    assert not (mask & ((phi < 20 - sector_deg) | (phi > 140 + sector_deg))).any()
     # the same through the program's auto-mask of a class map with those pixels
     pred = np.where(seen, 2, 0).astype(np.uint8)
     classes = program_classes(pred, data, None, geometry(), None)
@@ -231,3 +233,21 @@ def test_a_ring_drawn_too_wide_is_trimmed_to_its_scatter_but_spots_and_peaks_are
     assert out[disc].all() and not out[peak].any()
     ring_px, decided = ring_profile(data, None, ring_maps(geometry(), SHAPE), np.array([[258.0, 262.0]]))
     assert decided.sum() > ring_px.sum() > 0 and not (ring_px & ~decided).any()
+
+
+def test_half_pixel_radial_bins_follow_a_thin_ring_wherever_its_crest_falls():
+    """A ring of 1 px sigma drawn with its crest at four sub-pixel radii: the default half-pixel
+    bins match the labels' width better on average than whole-pixel bins."""
+    r, _ = polar()
+    maps = ring_maps(geometry(), SHAPE)
+    iou = {1.0: [], RingProfileTest().bin_px: []}
+    for k, radius in enumerate((250.0, 250.25, 250.5, 250.75)):
+        ring = ring_scatter(radius=radius, sigma=1.0, amp_sigma=4.0, arc=(-180.0, 180.0))
+        data = np.random.default_rng(40 + k).poisson(BG + ring).astype(np.float32)
+        truth = ring >= np.sqrt(BG)
+        annuli = annuli_from_mask(truth, maps)
+        for width in iou:
+            mask = ring_profile_mask(data, None, maps, annuli, test=RingProfileTest(bin_px=width))
+            iou[width].append((mask & truth).sum() / (mask | truth).sum())
+    assert RingProfileTest().bin_px == 0.5
+    assert np.mean(iou[0.5]) > np.mean(iou[1.0]) + 0.03 and min(iou[0.5]) > 0.8
