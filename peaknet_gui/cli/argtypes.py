@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-def confidence(text: str) -> float:
-    """A peak's minimum confidence: a number in [0, 1)."""
+def _number(text: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def confidence(text: str) -> float:
+    """A peak's minimum confidence: a number in [0, 1)."""
+    v = _number(text)
     if not 0.0 <= v < 1.0:
         raise argparse.ArgumentTypeError(f"a confidence is in [0, 1), not {v}")
     return v
@@ -18,10 +22,7 @@ def confidence(text: str) -> float:
 
 def probability(text: str) -> float:
     """A class-probability threshold: a number in [0, 1]."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    v = _number(text)
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"a probability must be between 0 and 1, not {text}")
     return v
@@ -29,10 +30,7 @@ def probability(text: str) -> float:
 
 def pixel_snr(text: str) -> float:
     """A peak's minimum pixel SNR (local-background sigmas): a finite number >= 0."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    v = _number(text)
     if not (0.0 <= v < float("inf")):
         raise argparse.ArgumentTypeError(f"a pixel SNR is a number >= 0, not {text}")
     return v

@@ -47,6 +47,7 @@ import torch
 from ..errors import InputError
 from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
+from ..peaks.filters import passes_operating_point
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
 from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
@@ -219,10 +220,9 @@ class FramePeaks:
 
     def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
         """Which found peaks pass the operating point (confidence, then pixel SNR)."""
-        keep = self.confidence >= min_confidence
-        if min_pixel_snr > 0 and self.found is not None:
-            keep &= self.found.max_snr >= min_pixel_snr
-        return keep
+        if self.found is None:  # positions and confidences only: no pixel SNR to test
+            return self.confidence >= min_confidence
+        return passes_operating_point(self.found, min_confidence, min_pixel_snr)
 
     def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
               drop_ring_spots: bool = True, *, min_pixel_snr: float = 0.0) -> dict:
@@ -269,13 +269,7 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
     :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` takes too.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
-    if found is None:
-        kept = PeakList()
-    else:
-        keep = found.confidence >= min_confidence
-        if min_pixel_snr > 0:
-            keep &= found.max_snr >= min_pixel_snr
-        kept = found.select(keep)
+    kept = PeakList() if found is None else found.select(passes_operating_point(found, min_confidence, min_pixel_snr))
     _, _, _, art = mask_powder_rings(kept, pred == 2, data, bad, geometry, peak_pixels=pred == 1,
                                      drop_ring_spots=drop_ring_spots, whole_rings=whole_rings)
     out = pred.copy()

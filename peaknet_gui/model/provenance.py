@@ -77,6 +77,8 @@ def training_runs(metadata: Optional[dict]) -> List[Path]:
 def shared_frames(runs: Sequence, training: Sequence) -> Dict[str, dict]:
     """For every run in ``runs`` that repeats training frames: ``{run: {"frames": n, "shared": k,
     "with": [training run names]}}``.  Training runs missing here are skipped."""
+    if not runs:
+        return {}
     owner: Dict[int, List[str]] = {}
     for t in training:
         t = Path(t)

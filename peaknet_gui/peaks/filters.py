@@ -4,6 +4,7 @@
   or a peak-probability threshold;
 * :func:`filter_peaks`: pixel-count, resolution and SNR limits, then at most ``max_peaks``
   peaks (the strongest);
+* :func:`passes_operating_point`: the peaks that reach a minimum confidence and pixel SNR;
 * :func:`is_hit`: a frame is a hit with at least N peaks.
 """
 
@@ -107,6 +108,15 @@ def filter_peaks(peaks: PeakList, settings: FinderSettings) -> PeakList:
     if len(idx) == len(peaks):
         return peaks
     return peaks.select(idx)
+
+
+def passes_operating_point(peaks: PeakList, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
+    """Which peaks have confidence >= ``min_confidence`` and, when ``min_pixel_snr`` > 0,
+    pixel SNR (``max_snr``) >= ``min_pixel_snr`` (:mod:`peaknet_gui.model.operating_point`)."""
+    keep = peaks.confidence >= min_confidence
+    if min_pixel_snr > 0:
+        keep &= peaks.max_snr >= min_pixel_snr
+    return keep
 
 
 def is_hit(peaks: PeakList, min_peaks: int) -> bool:

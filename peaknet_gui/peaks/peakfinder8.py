@@ -211,6 +211,7 @@ def peakfinder8(
         fs = np.where(wsum > 0, np.bincount(lab, w * xs, minlength=npk) / wsum, c_fs)
         ss = np.where(wsum > 0, np.bincount(lab, w * ys, minlength=npk) / wsum, c_ss)
         snr = np.where(sigma > 1e-10, total / sigma, 0.0)
+        max_snr = np.where(sigma > 1e-10, maximum / sigma, 0.0)
 
     ok = (snr >= settings.min_snr) & (maximum >= bg_max - offset) & (np.abs(total) > 1e-10)
     idx = np.flatnonzero(ok)[: max(0, settings.max_num_peaks)]
@@ -221,7 +222,7 @@ def peakfinder8(
         max_intensity=maximum[idx],
         npix=npix[idx],
         snr=snr[idx],
-        max_snr=np.where(sigma > 1e-10, maximum / np.where(sigma > 1e-10, sigma, 1.0), 0.0)[idx],
+        max_snr=max_snr[idx],
         panel=panel[idx] if geometry is not None else np.full(len(idx), -1, dtype=np.int32),
         resolution=peak_resolution(geometry, panel[idx], fs[idx], ss[idx], photon_energy_ev),
     )
