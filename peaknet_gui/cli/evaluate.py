@@ -3,6 +3,7 @@
     peaknet evaluate --weights W --data RUN.cxi|FRAME... [--spots CSV...] [--geom G] [--json]
         [--radius 2] [--device auto|cpu|cuda] [--max-frames N] [--min-confidence C] [--min-pixel-snr S]
     peaknet evaluate --weights W --data VAL.cxi... --fit-operating-point [--write]
+    peaknet evaluate --lattice CELL --data FRAME... [--geom G] [--weights W] [--work-dir D]
 
 Labelled CXI runs (``/entry_1/data_1/labels`` + truth peaks): pixel IoU per class, peak
 precision/recall/F1 (greedy one-to-one within ``--radius`` px), the same on truth peaks with
@@ -19,7 +20,8 @@ unless ``--min-confidence`` / ``--min-pixel-snr`` say otherwise (0 and 0: every 
 component).  ``--fit-operating-point`` fits that point on validation data -- labelled runs (F1
 at SNR >= 6) and real frames with spot lists (F1 against the list), the mean over runs (one per
 file) for a grid of confidences and pixel SNRs -- and prints the curve at the chosen pixel SNR
-and the best of each pixel SNR; ``--write`` stores it in the sidecar.
+and the best of each pixel SNR; ``--write`` stores it in the sidecar.  ``--lattice CELL`` scores against lattice truth instead
+(:mod:`peaknet_gui.lattice.evaluate`; needs CrystFEL's ``indexamajig`` on PATH).
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def register(sub) -> None:
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
+    g = p.add_argument_group("lattice truth (needs CrystFEL's indexamajig on PATH)")
+    g.add_argument("--lattice", metavar="CELL",
+                   help="score PeakNet, the spot lists beside the frames and a low-threshold peakfinder8 against the "
+                   "reflections an indexamajig lattice (xgandalf, this cell: a .cell file or "
+                   "'tetragonal P c 58.4 58.4 152.3 90 90 90') predicts with I/sigma >= --min-i-sigma")
+    g.add_argument("--min-i-sigma", type=float, default=3.0, help="strong predicted reflections (default: %(default)s)")
+    g.add_argument("--control-deg", type=float, default=7.0,
+                   help="the control rotates the lattice by this angle about the beam (default: %(default)s)")
+    g.add_argument("--work-dir", help="keep indexamajig's files here (default: a new temporary folder)")
+    g.add_argument("--candidate-threshold", type=float,
+                   help="peakfinder8 threshold of the candidate list (default: median + 2 robust sigmas of each frame)")
+    g.add_argument("--candidate-min-snr", type=float, default=4.0, help="(default: %(default)s)")
+    g.add_argument("--candidate-min-pix", type=int, default=1, help="(default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -98,6 +113,10 @@ def _fmt(v):
 
 
 def run(args) -> int:
+    if getattr(args, "lattice", None):
+        from ..lattice.evaluate import run_lattice
+
+        return run_lattice(args)
     import torch
 
     from ..errors import InputError
