@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..cluster.cli import add_cluster_options, uses_cluster
 from ..errors import GeometryError, InputError
 from .argtypes import confidence, pixel_snr, probability
 
@@ -74,6 +75,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, help="frames per model call (default: 1 on CPU, 8 on GPU)")
     p.add_argument("--limit", type=int, help="analyse only the first N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cluster_options(p)
     p.set_defaults(func=run)
 
 
@@ -151,6 +153,8 @@ def run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.follow and not uses_cluster(args):
+        raise InputError("--follow needs --cluster ray")
     user_geometry = None
     if args.geom:
         from ..geometry.crystfel_geom import read_geom
@@ -170,7 +174,8 @@ def run(args) -> int:
         static = static_mask(shape, mask_file=args.mask_file, polarity=args.mask_polarity, geometry=geometry)
         finder, mask = _settings(args)
         analyzer = FrameAnalyzer(
-            args.algorithm, weights=args.weights, device=args.device, geometry=geometry, finder=finder, mask=mask,
+            args.algorithm, weights=args.weights, device="cpu" if uses_cluster(args) else args.device,  # cluster: workers' device
+            geometry=geometry, finder=finder, mask=mask,
             static_mask=static, backend=args.backend,
         )
         if args.algorithm == "peaknet":
@@ -179,11 +184,16 @@ def run(args) -> int:
                 log.warning(w)
         out_dir = Path(args.out)
         session = _open_session(out_dir, geometry, args.formats, analyzer)
-        progress = _Progress(len(indices), enabled=not args.no_progress)
-        try:
-            summary = run_analysis(source, analyzer, session, indices=indices, batch_size=args.batch_size, progress=progress)
-        finally:
-            progress.close()
+        if uses_cluster(args):
+            from ..cluster.cli import find_on_cluster
+
+            summary = find_on_cluster(args, source, analyzer, session, indices, user_geometry)
+        else:
+            progress = _Progress(len(indices), enabled=not args.no_progress)
+            try:
+                summary = run_analysis(source, analyzer, session, indices=indices, batch_size=args.batch_size, progress=progress)
+            finally:
+                progress.close()
     finally:
         source.close()
     print(summary.format())

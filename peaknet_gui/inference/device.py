@@ -11,7 +11,11 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def cpu_threads() -> int:
-    """CPU cores this process may use (affinity-aware), at least 1."""
+    """CPU cores this process may use (affinity-aware), at least 1; ``PEAKNET_CPU_THREADS`` caps
+    it (a cluster worker given C cores of a shared node)."""
+    cap = os.environ.get("PEAKNET_CPU_THREADS", "").strip()
+    if cap.isdigit() and int(cap) > 0:
+        return int(cap)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
