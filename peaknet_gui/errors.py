@@ -32,5 +32,14 @@ class ExportError(PeakNetError):
     """An output file could not be written."""
 
 
+class WriteError(ExportError):
+    """Writing an output failed (no space left, I/O error, ...): the previous output is kept."""
+
+
 class CalibrationError(PeakNetError):
     """A calibration that cannot be done (too few rings, wrong energy, ...)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, SLURM, batch systems) delivered to a command: handled like Ctrl-C
+    (frames done kept, files closed); the command exits with 143 instead of 130."""

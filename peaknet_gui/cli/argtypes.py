@@ -28,6 +28,49 @@ def probability(text: str) -> float:
     return v
 
 
+def count(text: str) -> int:
+    """A count: a whole number >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {v}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    v = count(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {v}")
+    return v
+
+
+def positive(text: str) -> float:
+    """A finite number > 0 (a distance, an energy, a resolution)."""
+    v = _number(text)
+    if not (0.0 < v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
+    return v
+
+
+def finite(text: str) -> float:
+    """Any finite number."""
+    v = _number(text)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return v
+
+
+def nonnegative(text: str) -> float:
+    """A finite number >= 0."""
+    v = finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return v
+
+
 def pixel_snr(text: str) -> float:
     """A peak's minimum pixel SNR (local-background sigmas): a finite number >= 0."""
     v = _number(text)

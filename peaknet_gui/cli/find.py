@@ -4,9 +4,14 @@
         [--algorithm peaknet|peakfinder8] [--peak-threshold P] [--min-confidence C] [--min-pixel-snr S] [--mask-threshold P]
         [--min-peaks N] [--formats stream,lst,cxi,mask] [--dataset D] [--batch-size B] ...
 
-A progress bar shows frames/s and hits; Ctrl-C stops after closing the output files, which
-then hold exactly the frames done; a summary (frames, hits, hit rate, mean peaks, ms/frame,
-device) is printed at the end.
+A progress bar shows frames/s and hits; Ctrl-C or SIGTERM stops after closing the output
+files, which then hold exactly the frames done; a summary (frames, hits, hit rate, mean peaks,
+ms/frame, device) is printed at the end.  The output set is written as a whole
+(:mod:`peaknet_gui.export.transaction`).
+
+Exit status: 0 every frame analysed; 3 completed, but inputs were skipped (listed in
+summary.json ``skipped`` and warned about); 2 an error (nothing replaced when it was a write
+error); 130 Ctrl-C, 143 SIGTERM (the frames done are kept, ``status: interrupted``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from pathlib import Path
 
 from ..cluster.cli import add_cluster_options, uses_cluster
 from ..errors import GeometryError, InputError
-from .argtypes import confidence, pixel_snr, probability
+from .argtypes import confidence, count, finite, nonnegative, pixel_snr, positive, positive_int, probability
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("stream", "lst", "cxi", "mask")
+EXIT_SKIPPED = 3  # completed, but some inputs could not be read (summary.json "skipped")
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def _formats(text: str) -> list:
@@ -30,6 +38,8 @@ def _formats(text: str) -> list:
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if not names:
+        raise argparse.ArgumentTypeError(f"no format given; choose one or more of {', '.join(FORMATS)}")
     return names
 
 
@@ -49,14 +59,14 @@ def register(sub) -> None:
     p.add_argument("--algorithm", default="peaknet", choices=("peaknet", "peakfinder8"))
     p.add_argument("--peak-threshold", type=probability, help="peak-class probability threshold (default: argmax)")
     p.add_argument("--mask-threshold", type=probability, help="artifact-class probability threshold (default: argmax)")
-    p.add_argument("--dilation", type=int, default=0, help="grow the auto-mask by N pixels")
+    p.add_argument("--dilation", type=count, default=0, help="grow the auto-mask by N pixels")
     p.add_argument("--no-whole-rings", action="store_true",
                    help="mask only the ring pixels the network labels (default: powder rings are followed along their arcs)")
-    p.add_argument("--min-peaks", type=int, default=10, help="peaks for a frame to be a hit (default: %(default)s)")
-    p.add_argument("--min-pixels", type=int, default=1)
-    p.add_argument("--max-pixels", type=int, default=10000)
-    p.add_argument("--max-peaks", type=int, default=2048)
-    p.add_argument("--min-snr", type=float, default=0.0, help="minimum peak SNR (total intensity / local noise)")
+    p.add_argument("--min-peaks", type=count, default=10, help="peaks for a frame to be a hit (default: %(default)s)")
+    p.add_argument("--min-pixels", type=positive_int, default=1)
+    p.add_argument("--max-pixels", type=positive_int, default=10000)
+    p.add_argument("--max-peaks", type=positive_int, default=2048)
+    p.add_argument("--min-snr", type=nonnegative, default=0.0, help="minimum peak SNR (total intensity / local noise)")
     p.add_argument("--min-confidence", type=confidence,
                    help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
     p.add_argument("--min-pixel-snr", type=pixel_snr,
@@ -64,16 +74,16 @@ def register(sub) -> None:
                    "point; 0: no test)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="keep peaks that crowd on a powder ring (ice, salt; default: moved to the auto-mask)")
-    p.add_argument("--min-res", type=float, help="finest d-spacing kept, Angstrom")
-    p.add_argument("--max-res", type=float, help="coarsest d-spacing kept, Angstrom")
-    p.add_argument("--pf8-threshold", type=float, default=0.0, help="peakfinder8 ADC threshold (detector units)")
-    p.add_argument("--pf8-min-snr", type=float, default=5.0, help="peakfinder8 per-pixel SNR threshold")
+    p.add_argument("--min-res", type=positive, help="finest d-spacing kept, Angstrom")
+    p.add_argument("--max-res", type=positive, help="coarsest d-spacing kept, Angstrom")
+    p.add_argument("--pf8-threshold", type=finite, default=0.0, help="peakfinder8 ADC threshold (detector units)")
+    p.add_argument("--pf8-min-snr", type=nonnegative, default=5.0, help="peakfinder8 per-pixel SNR threshold")
     p.add_argument("--mask", dest="mask_file", help="static mask file (HDF5, .npy, EDF)")
     p.add_argument("--mask-polarity", default="auto", choices=("auto", "bad_nonzero", "good_nonzero"))
     p.add_argument("--formats", type=_formats, default=list(FORMATS), help="comma-separated subset of stream,lst,cxi,mask")
     p.add_argument("--dataset", help="HDF5 dataset of the frames (when a file holds several)")
-    p.add_argument("--batch-size", type=int, help="frames per model call (default: 1 on CPU, 8 on GPU)")
-    p.add_argument("--limit", type=int, help="analyse only the first N frames")
+    p.add_argument("--batch-size", type=positive_int, help="frames per model call (default: 1 on CPU, 8 on GPU)")
+    p.add_argument("--limit", type=count, help="analyse only the first N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_cluster_options(p)
     p.set_defaults(func=run)
@@ -153,6 +163,11 @@ def run(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.min_res is not None and args.max_res is not None and args.min_res >= args.max_res:
+        raise InputError(f"--min-res {args.min_res:g} must be below --max-res {args.max_res:g} (min-res is the finest "
+                         "d-spacing kept, max-res the coarsest)")
+    if args.min_pixels > args.max_pixels:
+        raise InputError(f"--min-pixels {args.min_pixels} is above --max-pixels {args.max_pixels}")
     if args.follow and not uses_cluster(args):
         raise InputError("--follow needs --cluster ray")
     user_geometry = None
@@ -163,8 +178,10 @@ def run(args) -> int:
     source = open_run(args.inputs if len(args.inputs) > 1 else args.inputs[0], dataset=args.dataset, geometry=user_geometry)
     try:
         n = len(source)
+        skipped_files = _skipped_inputs(source)
         if n == 0:
-            raise InputError(f"{' '.join(args.inputs)}: no frames found")
+            why = f" ({len(skipped_files)} unreadable: {skipped_files[0][0]}: {skipped_files[0][1]})" if skipped_files else ""
+            raise InputError(f"{' '.join(args.inputs)}: no frames found{why}")
         indices = list(range(n if args.limit is None else min(n, max(0, args.limit))))
         first = source[0]
         geometry = user_geometry or _geometry(source, first)
@@ -184,6 +201,8 @@ def run(args) -> int:
                 log.warning(w)
         out_dir = Path(args.out)
         session = _open_session(out_dir, geometry, args.formats, analyzer)
+        for path, reason in skipped_files:
+            session.add_skipped(path, None, reason)
         if uses_cluster(args):
             from ..cluster.cli import find_on_cluster
 
@@ -197,8 +216,24 @@ def run(args) -> int:
     finally:
         source.close()
     print(summary.format())
+    if skipped_files:
+        print(f"skipped     {len(skipped_files)} unreadable file(s)")
     print(f"output      {out_dir}/")
     if summary.interrupted:
-        print("peaknet: interrupted; the files hold the frames done", file=sys.stderr)
-        return 130
+        why = "terminated (SIGTERM)" if getattr(summary, "terminated", False) else "interrupted"
+        print(f"peaknet: {why}; the files hold the frames done", file=sys.stderr)
+        return EXIT_TERMINATED if getattr(summary, "terminated", False) else EXIT_INTERRUPTED
+    n_skipped = len(skipped_files) + len(summary.errors)
+    if n_skipped:
+        print(f"peaknet: completed with {n_skipped} input(s) skipped (listed in {out_dir}/summary.json)",
+              file=sys.stderr)
+        return EXIT_SKIPPED
     return 0
+
+
+def _skipped_inputs(source) -> list:
+    """(path, reason) of the files the source could not read (warned about here, once)."""
+    out = [(str(p), str(r)) for p, r in getattr(source, "skipped", [])]
+    for p, r in out:
+        log.warning("skipping %s: %s", p, r)
+    return out

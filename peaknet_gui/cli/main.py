@@ -3,18 +3,23 @@
 Each subcommand lives in its own module ``peaknet_gui.cli.<name>`` exposing
 ``register(subparsers)`` (adds its parser and sets ``func``) -- see :data:`SUBCOMMANDS`.
 User errors (:class:`~peaknet_gui.errors.PeakNetError`) print ``peaknet: error: <message>`` and
-exit with status 2; Ctrl-C exits with 130 after the subcommand has closed its files.
+exit with status 2; Ctrl-C exits with 130 and SIGTERM (raised as
+:class:`~peaknet_gui.errors.Terminated`, handled like Ctrl-C) with 143 after the subcommand has
+closed its files.  A second signal while files are being closed is ignored (SIGKILL still works).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from .. import __version__
-from ..errors import PeakNetError
+from ..errors import PeakNetError, Terminated
 
 #: subcommand modules, in the order ``peaknet --help`` lists them
 SUBCOMMANDS = ("info", "simulate", "train", "evaluate", "find", "calibrate")
@@ -48,13 +53,46 @@ def main(argv=None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
+        with stop_signals():
+            return int(args.func(args) or 0)
     except PeakNetError as e:
         print(f"peaknet: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("peaknet: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("peaknet: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:
+        print(f"peaknet: error: out of memory ({e})", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, as SIGINT
+    raises KeyboardInterrupt; once one has, later SIGINT/SIGTERM are ignored so that the files
+    can be closed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if fired:
+            print("peaknet: still closing the files; SIGKILL stops at once (and loses the frames done)",
+                  file=sys.stderr)
+            return
+        fired.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":  # pragma: no cover

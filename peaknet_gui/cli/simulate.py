@@ -12,10 +12,14 @@ Writes ``RUN.cxi`` (frames, labels, mask, true peaks, metadata; see
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 from ..errors import InputError
+from ..export.transaction import FileSetTransaction
+from .argtypes import positive
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,9 @@ def register(sub) -> None:
                    "(kinds: hits, blanks, rings, calibrant; default hits=0.65,blanks=0.15,rings=0.17,calibrant=0.03)")
     p.add_argument("--vary-geometry", action="store_true",
                    help="draw the camera length (x0.6-1.5) and beam centre of the run at random")
-    p.add_argument("--distance", type=float, metavar="MM", help="camera length in mm (default: the detector's)")
-    p.add_argument("--energy", type=float, metavar="KEV", help="photon energy in keV (default: the detector's)")
-    p.add_argument("--frames-per-cell", type=int, default=8, help="frames per crystal form (default: %(default)s)")
+    p.add_argument("--distance", type=positive, metavar="MM", help="camera length in mm (default: the detector's)")
+    p.add_argument("--energy", type=positive, metavar="KEV", help="photon energy in keV (default: the detector's)")
+    p.add_argument("--frames-per-cell", type=positive_int, default=8, help="frames per crystal form (default: %(default)s)")
     p.add_argument("--background", metavar="LO,HI",
                    help="range of the frames' median background in photons/pixel, drawn log-uniformly (default 0.05,20)")
     p.add_argument("--preset", choices=["thaumatin", "thermolysin-cspad"],
@@ -56,6 +60,19 @@ def register(sub) -> None:
     p.add_argument("--list-detectors", action="store_true", help="list the detector models and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _frame_bytes(spec) -> int:
+    """An upper bound of the bytes one simulated frame adds (uncompressed pixels, labels, mask)."""
+    from ..sim.detectors import get_detector, parse_crop
+
+    try:
+        det = get_detector(spec.detector)
+        shape = parse_crop(spec.crop) if spec.crop else det.shape
+        ss, fs = shape[-2:]
+    except Exception:  # noqa: BLE001 -- the run itself reports a bad detector or crop
+        return 16 << 20
+    return int(ss) * int(fs) * 6 + (1 << 16)
 
 
 def _list_detectors() -> int:
@@ -114,11 +131,36 @@ def run(args) -> int:
             bar.update(1)
 
     t0 = time.perf_counter()
+    final = Path(os.path.abspath(args.out))
+    txn = FileSetTransaction(final, [final.with_suffix(".geom")])
+    stage = txn.begin()  # lock RUN.cxi, remove what killed runs left, stage beside it
+    frame_bytes = _frame_bytes(spec)
+    stopped = None
+
+    def progress_and_space(i, n):
+        progress(i, n)
+        if i < n:
+            txn.ensure_space(frame_bytes, final)  # stop before HDF5 meets a full disk
+
     try:
-        out = simulate_run(spec, args.out, progress=progress)
+        txn.ensure_space(2 * frame_bytes, final)
+        simulate_run(spec, txn.staged(final), progress=progress_and_space)
+    except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the writer kept the frames done
+        stopped = e
+    except BaseException:
+        txn.abort()
+        raise
     finally:
         if bar is not None:
             bar.close()
+    if stopped is not None and not txn.staged(final).exists():
+        txn.abort()
+        raise stopped
+    txn.commit()
+    out = final
+    if stopped is not None:
+        print(f"simulate: stopped; {out} holds the frames done", file=sys.stderr)
+        raise stopped
     dt = time.perf_counter() - t0
     print(f"wrote {out} and {out.with_suffix('.geom')}: {args.frames} frames of {args.detector}"
           f"{' ' + args.crop if args.crop else ''} in {dt:.1f} s ({dt / args.frames:.2f} s/frame)")

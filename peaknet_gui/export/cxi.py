@@ -41,7 +41,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ExportError, WriteError
 from ..peaks.peaklist import PeakList
 from .atomic import make_readable
 from .geom_export import CXI_DATA, CXI_DISTANCE, CXI_MASK, CXI_PEAKS, CXI_PHOTON_ENERGY_EV
@@ -111,7 +111,7 @@ class CxiHitWriter:
 
     def __init__(self, path, *, compression: Optional[str] = "gzip", max_peaks: int = MAXPEAKS,
                  pixel_size_m: Optional[float] = None, attrs: Optional[dict] = None, background: bool = True,
-                 flush_every: int = 64):
+                 flush_every: int = 64, space_check=None):
         if compression not in (None, "gzip", "lz4"):
             raise ValueError(f"compression must be None, 'gzip' or 'lz4', not {compression!r}")
         self.path = Path(path)
@@ -131,6 +131,9 @@ class CxiHitWriter:
         self._pending: list = []  # (index, future of (data bytes, mask bytes))
         self._pool = None
         self._failed: Optional[str] = None
+        # space_check(nbytes): raises ExportError when nbytes would not fit on the disk -- called
+        # before each write, because HDF5 cannot close a file whose writes failed (it crashes)
+        self.space_check = space_check
 
     # --- file handling -------------------------------------------------------------------------
     def _compression_kwargs(self) -> dict:
@@ -227,6 +230,8 @@ class CxiHitWriter:
                 fut = self._pool.submit(lambda a=frame32, b=m: (_shuffle_deflate(a, lvl), _shuffle_deflate(b, lvl)))
                 self._pending.append((n, fut))
             else:
+                if self.space_check is not None:
+                    self.space_check(frame32.nbytes + m.nbytes)
                 f[CXI_DATA][n] = frame32
                 f[CXI_MASK][n] = m
         except (OSError, ValueError, TypeError) as e:
@@ -266,6 +271,8 @@ class CxiHitWriter:
                 return
             try:
                 data_bytes, mask_bytes = fut.result()
+                if self.space_check is not None:
+                    self.space_check(len(data_bytes) + len(mask_bytes))
                 self._f[CXI_DATA].id.write_direct_chunk((n, 0, 0), data_bytes)
                 self._f[CXI_MASK].id.write_direct_chunk((n, 0, 0), mask_bytes)
             except Exception as e:  # noqa: BLE001 - any failure to store a frame is an export error
@@ -276,7 +283,7 @@ class CxiHitWriter:
                 self._pending = []
                 self._rows = [r for r in self._rows if r[0] < n]
                 self.n_frames = n
-                raise ExportError(self._failed) from e
+                raise (WriteError if isinstance(e, (OSError, WriteError)) else ExportError)(self._failed) from e
             self._pending.pop(0)
             wait_for -= 1
 

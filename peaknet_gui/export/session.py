@@ -19,12 +19,16 @@ Paths inside the files (lists, stream filenames, ``mask_file``) are relative to 
 
     cd OUT && indexamajig -i hits.lst -g peaks.geom --peaks=cxi --indexing=xgandalf -p my.cell -o indexed.stream
 
-Atomicity and interruption: the stream, the lists and hits.cxi are written incrementally to
-temporary files beside their targets and renamed on :meth:`ExportSession.close`; the other
-files are written at close with :mod:`.atomic`.  ``close`` is what the run loop calls on
-Ctrl-C, on an exception and at the end (and what leaving a ``with`` block does), so the files
-always hold exactly the frames added, complete and valid.  A hard kill (SIGKILL, power loss)
-leaves the previous files untouched and hidden ``.NAME.*.tmp`` files behind.
+The set is a transaction (:mod:`.transaction`): every file is written into a staging
+directory beside ``out_dir`` (``.OUT.staging-*``) and :meth:`ExportSession.close` replaces
+``out_dir`` as a whole, so it holds the complete old set or the complete new one, never a mix.
+``close`` is what the run loop calls at the end, on Ctrl-C/SIGTERM (``status="interrupted"``)
+and on an error that is not a write error (``status="failed"``): the files hold exactly the
+frames added.  A write error (no space, I/O error) calls :meth:`ExportSession.abort`: nothing
+is replaced.  A lock refuses a second session on the same ``out_dir``; a hard kill (SIGKILL,
+power loss) leaves the previous set untouched and a staging directory the next run removes.
+``summary.json`` is the manifest: ``status``, every file's size and sha256, and the inputs
+skipped (``skipped: [{input, event, reason}]``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExportError, GeometryError, PeakNetError
+from ..errors import ExportError, GeometryError, PeakNetError, WriteError
 from ..frame import Frame
 from .cxi import MAXPEAKS, CxiFrameInfo, CxiHitWriter
 from .frame_values import (
@@ -50,6 +54,7 @@ from .lst import lst_line, output_path
 from .stream import DEFAULT_BANDWIDTH, StreamChunk, StreamWriter, event_text
 from .summary import FrameRecord, SummaryDocument, write_summary
 from .textfile import IncrementalText
+from .transaction import OutputTransaction, manifest, os_error_message
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ HITS_GEOM = "hits.geom"
 MASK_H5 = "mask.h5"
 MASK_GEOM = "mask.geom"
 SUMMARY = "summary.json"
+SET_NAMES = (STREAM_NAME, HITS_LST, HITS_SOURCE_LST, HITS_CXI, PEAKS_GEOM, HITS_GEOM, MASK_H5, MASK_GEOM, SUMMARY)
+STATUSES = ("complete", "interrupted", "failed")
 
 
 class ExportSession:
@@ -83,13 +90,14 @@ class ExportSession:
             raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {FORMATS}")
         if not 0.0 < mask_fraction <= 1.0:
             raise ValueError(f"mask_fraction must be in (0, 1], not {mask_fraction}")
+        if not formats:
+            raise ValueError("no export format chosen")
         self.out_dir = Path(out_dir)
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ExportError(f"{self.out_dir}: cannot create the output directory ({e.strerror or e})") from e
-        if not os.access(self.out_dir, os.W_OK):
-            raise ExportError(f"{self.out_dir}: output directory is not writable")
+        parent = Path(os.path.abspath(self.out_dir)).parent
+        if parent.is_dir() and not os.access(parent, os.W_OK):
+            raise ExportError(f"{self.out_dir}: output directory is not writable ({parent} is not writable)")
+        self._txn = OutputTransaction(self.out_dir, SET_NAMES)
+        self._dir = self._txn.begin()  # where the files are written until close()
         self.formats = formats
         self.geometry = geometry
         self.paths = paths
@@ -119,16 +127,22 @@ class ExportSession:
         self._mask_counts: Optional[np.ndarray] = None
         self._mask_frames = 0
         self._warned: set = set()
+        self.skipped: list = []  # {input, event, reason} of every input not analysed
         self.files: dict = {}  # format -> path, filled by close()
-        if "cxi" in formats:
-            from .. import __version__
-
-            self._cxi = CxiHitWriter(self.out_dir / HITS_CXI, compression=compression, max_peaks=max_peaks,
-                                     attrs={"creator": f"peaknet_gui {__version__}"})
-        if "lst" in formats:
-            self._lst = IncrementalText(self.out_dir / HITS_LST)
+        try:
             if "cxi" in formats:
-                self._lst_source = IncrementalText(self.out_dir / HITS_SOURCE_LST)
+                from .. import __version__
+
+                self._cxi = CxiHitWriter(self._dir / HITS_CXI, compression=compression, max_peaks=max_peaks,
+                                         attrs={"creator": f"peaknet_gui {__version__}"},
+                                         space_check=lambda n: self._txn.ensure_space(n, self.out_dir / HITS_CXI))
+            if "lst" in formats:
+                self._lst = IncrementalText(self._dir / HITS_LST, self.out_dir / HITS_LST)
+                if "cxi" in formats:
+                    self._lst_source = IncrementalText(self._dir / HITS_SOURCE_LST, self.out_dir / HITS_SOURCE_LST)
+        except BaseException:
+            self.abort()
+            raise
 
     # --- helpers -----------------------------------------------------------------------------
     def _warn_once(self, key: str, msg: str, *args) -> None:
@@ -156,7 +170,7 @@ class ExportSession:
             elif self.geometry is not None:
                 self._cxi.pixel_size_m = self.geometry.panels[0].pixel_size
         if "stream" in self.formats and self.geometry is not None:
-            self._stream_file = IncrementalText(self.out_dir / STREAM_NAME)
+            self._stream_file = IncrementalText(self._dir / STREAM_NAME, self.out_dir / STREAM_NAME)
             try:
                 self._stream = StreamWriter(self._stream_file.fh, self.geometry, cell=self.cell,
                                             command_line=self.command_line)
@@ -176,6 +190,7 @@ class ExportSession:
                 self._start(frame)
             if self._shape is None:
                 self._shape = tuple(frame.shape[-2:])
+            self._txn.ensure_space(self._frame_bytes(frame, result), self.out_dir)
             geom = self.geometry
             path_text = self._path_text(frame.event.path)
             energy = frame_photon_energy(frame, geom)
@@ -202,7 +217,7 @@ class ExportSession:
                 try:
                     self._stream.write(chunk, fgeom if fgeom is not None else geom)
                 except OSError as e:
-                    raise ExportError(f"{self.out_dir / STREAM_NAME}: cannot write ({e.strerror or e})") from e
+                    raise WriteError(os_error_message(self.out_dir / STREAM_NAME, e)) from e
             if "mask" in self.formats:
                 self._add_mask(frame, result)
             timings = dict(result.timings_ms)
@@ -213,6 +228,21 @@ class ExportSession:
                 ms=float(sum(timings.values())), timings_ms=timings, cxi_index=cxi_index,
                 ring_spots=len(result.ring_spots),
             ), algorithm=getattr(result, "algorithm", ""), device=getattr(result, "device", ""))
+
+    def _frame_bytes(self, frame: Frame, result) -> int:
+        """An upper bound of the bytes one frame adds to the set besides its pixels (its stream
+        chunk, list lines, the CXI rows of a hit); the CXI writer checks the pixels' compressed
+        size itself before writing them."""
+        n = 4096 + 160 * len(result.peaks)
+        if result.hit and self._cxi is not None:
+            n += 4 * self._cxi.max_peaks * 6 + 1024
+        return n
+
+    def add_skipped(self, input: str, event, reason: str) -> None:
+        """Record an input (file or frame) that was not analysed; summary.json lists it."""
+        with self._lock:
+            self.skipped.append({"input": self._path_text(input) if input else "", "event": event,
+                                 "reason": str(reason)})
 
     def _frame_mask(self, frame: Frame, result) -> Optional[np.ndarray]:
         m = result.artifact_mask
@@ -269,9 +299,14 @@ class ExportSession:
         need = max(1, int(np.ceil(self.mask_fraction * self._mask_frames - 1e-9)))
         return self._mask_counts >= need
 
-    def close(self, interrupted: bool = False) -> dict:
-        """Finish every file (idempotent).  Returns {name: path} of the files written.  Raises
-        ExportError after finishing everything else when a file could not be written."""
+    def close(self, interrupted: bool = False, status: Optional[str] = None) -> dict:
+        """Finish every file and put the set in place (idempotent).  Returns {name: path} of the
+        files written.  ``status``: "complete" (default), "interrupted" (default when
+        ``interrupted``) or "failed".  When a file cannot be written nothing is replaced and
+        ExportError says why."""
+        status = status or ("interrupted" if interrupted else "complete")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
         with self._lock:
             if self._closed:
                 return dict(self.files)
@@ -284,7 +319,9 @@ class ExportSession:
                 except PeakNetError as e:
                     errors.append(str(e))
                 except OSError as e:
-                    errors.append(f"{self.out_dir}: {e}")
+                    errors.append(os_error_message(self.out_dir, e))
+                except Exception as e:  # noqa: BLE001 -- h5py raises RuntimeError/ValueError on failed writes
+                    errors.append(f"{self.out_dir}: cannot write ({type(e).__name__}: {e})")
 
             if not self._started:
                 step(lambda: self._start(None))
@@ -292,25 +329,36 @@ class ExportSession:
             step(self._close_cxi)
             step(self._close_lists)
             step(self._close_mask)
-            step(lambda: self._write_summary(interrupted, errors))
+            if not errors:
+                step(lambda: self._write_summary(status, errors))
             if errors:
-                raise ExportError("; ".join(errors))
+                self.abort()
+                raise ExportError(errors[0] + ("" if "previous output" in errors[0] else
+                                               "; the previous output is left as it was"))
+            try:
+                self._txn.commit()
+            except ExportError:
+                self.abort()
+                raise
+            self.files = {k: self.out_dir / Path(v).name for k, v in self.files.items()}
             return dict(self.files)
 
     def abort(self) -> None:
-        """Drop everything not yet committed (no file is replaced)."""
+        """Drop everything written (no file is replaced; the previous set stays)."""
         with self._lock:
             self._closed = True
+            self._txn.release_reserve()  # room for HDF5 to close its file cleanly
             for t in (self._stream_file, self._lst, self._lst_source):
                 if t is not None:
                     t.abort()
             if self._cxi is not None:
                 self._cxi.abort()
+            self._txn.abort()
 
     def _close_stream(self) -> None:
         if self._stream_file is not None:
             self._stream_file.commit()
-            self.files["stream"] = self.out_dir / STREAM_NAME
+            self.files["stream"] = self._dir / STREAM_NAME
         elif "stream" in self.formats:
             log.warning("%s: no stream written (no frames and no geometry)", self.out_dir)
 
@@ -324,15 +372,17 @@ class ExportSession:
                     r.cxi_index = None
         if self._lst is not None:
             self._lst.commit()
-            self.files["lst"] = self.out_dir / HITS_LST
+            self.files["lst"] = self._dir / HITS_LST
         if self._lst_source is not None:
             self._lst_source.commit()
-            self.files["lst_source"] = self.out_dir / HITS_SOURCE_LST
+            self.files["lst_source"] = self._dir / HITS_SOURCE_LST
 
     def _close_cxi(self) -> None:
         if self._cxi is None:
             return
         shape = self._shape or (self.geometry.data_shape if self.geometry is not None else None)
+        self._txn.ensure_space(32 * 1024 + (24 * self._cxi.max_peaks + 64) * len(self._cxi._rows),
+                               self.out_dir / HITS_CXI)
         written = self._cxi.close(shape=shape)
         if written is None:
             log.warning("%s: no hits.cxi written (no frames and no geometry)", self.out_dir)
@@ -345,11 +395,11 @@ class ExportSession:
         g = run_cxi_geometry(self.geometry, self._cxi_energy[: self._cxi.n_frames], self._cxi_clen[: self._cxi.n_frames],
                              cxi_name=HITS_CXI, lst_name=HITS_LST, geom_name=PEAKS_GEOM)
         try:
-            write_geom(g, self.out_dir / PEAKS_GEOM)
-            write_geom(g, self.out_dir / HITS_GEOM)
+            write_geom(g, self._dir / PEAKS_GEOM)
+            write_geom(g, self._dir / HITS_GEOM)
         except GeometryError as e:
             raise ExportError(f"{self.out_dir / PEAKS_GEOM}: cannot write ({e})") from e
-        self.files["peaks_geom"] = self.out_dir / PEAKS_GEOM
+        self.files["peaks_geom"] = self._dir / PEAKS_GEOM
 
     def _close_mask(self) -> None:
         if "mask" not in self.formats:
@@ -364,27 +414,34 @@ class ExportSession:
             counts = self._mask_counts
         from .mask_h5 import MASK_DATASET, mask_geometry, write_mask_h5
 
-        write_mask_h5(self.out_dir / MASK_H5, mask, counts=counts, n_frames=self._mask_frames, fraction=self.mask_fraction,
+        import zlib
+
+        packed = len(zlib.compress(np.asarray(mask, np.uint16).tobytes(), 1)) + len(zlib.compress(counts.tobytes(), 1))
+        self._txn.ensure_space(32 * 1024 + 2 * packed, self.out_dir / MASK_H5)  # gzip'd as in the file
+        write_mask_h5(self._dir / MASK_H5, mask, counts=counts, n_frames=self._mask_frames, fraction=self.mask_fraction,
                       description=f"run mask: pixels masked in at least {self.mask_fraction:g} of {self._mask_frames} "
                                   "frames; 1 = bad, 0 = good; CrystFEL: mask_good = 0x0, mask_bad = 0x1")
-        self.files["mask"] = self.out_dir / MASK_H5
+        self.files["mask"] = self._dir / MASK_H5
         if self.geometry is not None:
             from ..geometry.geom_writer import write_geom
 
             g, _ = mask_geometry(self.geometry, self._path_text(self.out_dir / MASK_H5), MASK_DATASET)
             try:
-                write_geom(g, self.out_dir / MASK_GEOM)
+                write_geom(g, self._dir / MASK_GEOM)
             except GeometryError as e:
                 raise ExportError(f"{self.out_dir / MASK_GEOM}: cannot write ({e})") from e
-            self.files["mask_geom"] = self.out_dir / MASK_GEOM
+            self.files["mask_geom"] = self._dir / MASK_GEOM
 
-    def _write_summary(self, interrupted: bool, errors: list) -> None:
+    def _write_summary(self, status: str, errors: list) -> None:
         from .. import __version__
 
         header = {
             "software": f"peaknet_gui {__version__}",
-            "complete": not interrupted and not errors,
-            "interrupted": bool(interrupted),
+            "status": status,
+            "complete": status == "complete" and not errors,
+            "interrupted": status == "interrupted",
+            "skipped": list(self.skipped),
+            "manifest": [e.as_dict() for e in manifest(self._dir)],
             "output_dir": str(self.out_dir.resolve()),
             "formats": sorted(self.formats),
             "paths": self.paths,
@@ -397,12 +454,18 @@ class ExportSession:
                                           "--peaks=cxi --indexing=xgandalf -p CELL -o indexed.stream")
         if errors:
             header["errors"] = list(errors)
-        write_summary(self.out_dir / SUMMARY, self.summary.as_dict(**header))
-        self.files["summary"] = self.out_dir / SUMMARY
+        self._txn.ensure_space(4096 + 400 * len(self.summary.frames), self.out_dir / SUMMARY)
+        write_summary(self._dir / SUMMARY, self.summary.as_dict(**header))
+        self.files["summary"] = self._dir / SUMMARY
 
     # --- context manager -------------------------------------------------------------------------
     def __enter__(self) -> "ExportSession":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(interrupted=exc_type is not None)
+        if exc_type is not None and issubclass(exc_type, WriteError):
+            self.abort()
+        elif exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+            self.close(status="failed")
+        else:
+            self.close(interrupted=exc_type is not None)

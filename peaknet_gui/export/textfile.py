@@ -7,19 +7,21 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import ExportError
+from ..errors import WriteError
 from .atomic import make_readable
+from .transaction import os_error_message
 
 
 class IncrementalText:
     """A text file written line by line into a hidden temporary file, renamed on commit."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, display=None):
         self.target = target
+        self.display = display if display is not None else target  # the path error messages name
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         except OSError as e:
-            raise ExportError(f"{target}: cannot write here ({e.strerror or e})") from e
+            raise WriteError(os_error_message(self.display, e)) from e
         self.tmp = Path(tmp)
         self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
@@ -28,7 +30,7 @@ class IncrementalText:
             self.fh.write(text)
             self.fh.flush()
         except OSError as e:
-            raise ExportError(f"{self.target}: cannot write ({e.strerror or e})") from e
+            raise WriteError(os_error_message(self.display, e, need=len(text.encode()))) from e
 
     def rewrite(self, text: str) -> None:
         """Replace everything written so far with ``text``."""
@@ -38,7 +40,7 @@ class IncrementalText:
             self.fh.write(text)
             self.fh.flush()
         except OSError as e:
-            raise ExportError(f"{self.target}: cannot write ({e.strerror or e})") from e
+            raise WriteError(os_error_message(self.display, e, need=len(text.encode()))) from e
 
     def commit(self) -> None:
         try:
@@ -49,7 +51,7 @@ class IncrementalText:
             os.replace(self.tmp, self.target)
         except OSError as e:
             self.abort()
-            raise ExportError(f"{self.target}: cannot finish writing ({e.strerror or e})") from e
+            raise WriteError(os_error_message(self.display, e)) from e
 
     def abort(self) -> None:
         with contextlib.suppress(OSError, ValueError):

@@ -6,8 +6,12 @@ progress callback sees every frame's result; a cancellation flag (``threading.Ev
 callable returning True) stops the loop between batches.  Ctrl-C (KeyboardInterrupt, also when
 raised by the progress callback) stops it too.  In every case the sink is closed, so the
 files hold exactly the frames done, and a :class:`RunSummary` comes back (``interrupted`` /
-``cancelled`` say why it stopped early).  Frames that cannot be read are skipped with a
-warning and listed in ``RunSummary.errors``.
+``cancelled`` say why it stopped early; SIGTERM, raised as :class:`~peaknet_gui.errors.Terminated`
+by the CLI, is an interruption too).  Frames that cannot be read are skipped with a warning,
+listed in ``RunSummary.errors`` and handed to ``sink.add_skipped`` (summary.json ``skipped``).
+A write error of the sink (:class:`~peaknet_gui.errors.WriteError`: no space, I/O error)
+aborts the sink (nothing replaced) and is raised; any other error closes it with status
+"failed" (the frames done are kept) and is raised.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from ..errors import PeakNetError
+from ..errors import PeakNetError, Terminated, WriteError
 from .analyzer import FrameAnalyzer
 from .result import FrameResult
 
@@ -62,6 +66,7 @@ class RunSummary:
     device: str = ""
     algorithm: str = ""
     interrupted: bool = False
+    terminated: bool = False  # stopped by SIGTERM
     cancelled: bool = False
     errors: list = field(default_factory=list)  # (event line, message)
     stage_ms: dict = field(default_factory=dict)  # summed over frames
@@ -99,6 +104,7 @@ class RunSummary:
             "device": self.device,
             "algorithm": self.algorithm,
             "interrupted": self.interrupted,
+            "terminated": self.terminated,
             "cancelled": self.cancelled,
             "errors": [list(e) for e in self.errors],
             "mean_stage_ms": self.mean_stage_ms(),
@@ -106,7 +112,7 @@ class RunSummary:
 
     def format(self) -> str:
         lines = [
-            f"frames      {self.frames}" + ("  (interrupted)" if self.interrupted else "  (cancelled)" if self.cancelled else ""),
+            f"frames      {self.frames}" + ("  (terminated)" if self.terminated else "  (interrupted)" if self.interrupted else "  (cancelled)" if self.cancelled else ""),
             f"hits        {self.hits}  (hit rate {100 * self.hit_rate:.1f} %)",
             f"mean peaks  {self.mean_peaks:.1f}"
             + (f"  ({self.ring_spots} powder-ring spots on {self.frames_with_rings} frames masked, not counted)"
@@ -200,6 +206,7 @@ def run_analysis(
     summary = RunSummary(algorithm=analyzer.algorithm)
     t_start = time.perf_counter()
     fetch = None
+    failed = False
     try:
         if analyzer.algorithm == "peaknet":
             analyzer.predictor  # load the model before the clock and the reader start
@@ -226,9 +233,7 @@ def run_analysis(
                 if err is not None:
                     if on_error == "raise" or not isinstance(err, PeakNetError):
                         raise err
-                    event = source.event(i).lst_line() if hasattr(source, "event") else str(i)
-                    log.warning("skipping frame %s: %s", event, err)
-                    summary.errors.append((event, str(err)))
+                    _skip(source, sink, i, err, summary)
                     continue
                 batch.append((frame, prepared, read_ms))
             if not batch:
@@ -251,24 +256,53 @@ def run_analysis(
                     summary.stage_ms[k] = summary.stage_ms.get(k, 0.0) + float(v)
                 if progress is not None:
                     progress(RunProgress(summary.frames, len(indices), summary.hits, summary.peaks, time.perf_counter() - t_start, res))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         summary.interrupted = True
+        summary.terminated = isinstance(e, Terminated)
+    except WriteError:
+        if fetch is not None:
+            fetch.close()
+            fetch = None
+        if sink is not None and close_sink and hasattr(sink, "abort"):
+            sink.abort()
+            close_sink = False
+        raise
+    except BaseException:
+        failed = True
+        raise
     finally:
         summary.wall_s = time.perf_counter() - t_start
         if fetch is not None:
             fetch.close()
         if sink is not None and close_sink:
-            _close(sink, summary.interrupted or summary.cancelled)
+            status = "failed" if failed else "interrupted" if (summary.interrupted or summary.cancelled) else "complete"
+            _close(sink, status)
     return summary
 
 
-def _close(sink, stopped_early: bool) -> None:
-    """``sink.close(interrupted=...)`` when the sink takes the flag (ExportSession), else ``close()``."""
+def _skip(source, sink, i: int, err: Exception, summary: RunSummary) -> None:
+    """A frame that could not be read: warned, counted, handed to the sink."""
     try:
-        takes_flag = "interrupted" in inspect.signature(sink.close).parameters
+        ev = source.event(i)
+        event, path, index = ev.lst_line(), ev.path, ev.index
+    except Exception:  # noqa: BLE001 -- the event itself may be what cannot be read
+        event, path, index = str(i), "", i
+    log.warning("skipping frame %s: %s", event, err)
+    summary.errors.append((event, str(err)))
+    if sink is not None and hasattr(sink, "add_skipped"):
+        sink.add_skipped(path, index, str(err))
+
+
+def _close(sink, status: str) -> None:
+    """``sink.close(status=...)`` when the sink takes it (ExportSession), ``close(interrupted=...)``
+    or ``close()`` otherwise."""
+    try:
+        params = inspect.signature(sink.close).parameters
     except (TypeError, ValueError):
-        takes_flag = False
-    if takes_flag:
-        sink.close(interrupted=stopped_early)
+        params = {}
+    if "status" in params:
+        sink.close(status=status)
+    elif "interrupted" in params:
+        sink.close(interrupted=status != "complete")
     else:
         sink.close()

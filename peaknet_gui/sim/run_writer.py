@@ -255,7 +255,7 @@ class CxiRunWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.close()
-        elif exc_type is KeyboardInterrupt and self.i > 0:
+        elif exc_type is not None and issubclass(exc_type, KeyboardInterrupt) and self.i > 0:  # Ctrl-C, SIGTERM
             self.close()  # keep the frames done: a valid, shorter run
         else:
             self.abort()

@@ -30,7 +30,18 @@ class HDF5Chain(RunSource):
         self.max_open = max(1, max_open)
         self._open: OrderedDict = OrderedDict()
         self.warnings: list = []
-        first = self._source(0)
+        self.skipped: list = []  # (file, reason) of files left out because they cannot be read
+        while True:  # the first readable file sets the run's dataset and shape
+            try:
+                first = self._source(0)
+                break
+            except InputError as e:
+                if len(self.files) == 1:
+                    if not self.skipped:
+                        raise
+                    raise InputError(f"{self.description}: no readable HDF5 file ({len(self.skipped) + 1} unreadable, "
+                                     f"e.g. {self.skipped[0][1]})") from e
+                self.skipped.append((self.files.pop(0), str(e)))
         self.dataset = first.dataset
         self._shape = first.frame_shape()
         self._dtype = first.raw_dtype()
@@ -40,8 +51,17 @@ class HDF5Chain(RunSource):
         self._count_from(0)
 
     def _count_from(self, k0: int) -> None:
-        for k in range(k0, len(self.files)):
-            self.counts.append(1 if self._single else len(self._source(k)))
+        k = k0
+        while k < len(self.files):
+            if self._single:
+                self.counts.append(1)
+            else:
+                try:
+                    self.counts.append(len(self._source(k)))
+                except InputError as e:  # one bad file among good ones: reported, the others read
+                    self.skipped.append((self.files.pop(k), str(e)))
+                    continue
+            k += 1
         self._starts, total = [], 0
         for c in self.counts:
             self._starts.append(total)

@@ -95,11 +95,23 @@ class FabioSeries(RunSource):
         self._headers: dict = {}  # file -> (FrameMetadata, hints)
         self._frames_cache = Prefetcher(self._decode, key=lambda i: self.frames[i], nbytes=lambda item: item[0].nbytes,
                                         max_items=cache_frames, max_bytes=self.CACHE_BYTES, enabled=prefetch)
-        if files:
-            first = os.fspath(files[0])
-            if not is_cbf(first) and base_suffix(first) in (".edf", ".tif", ".tiff"):
-                self._multi = fabio_nframes(first) > 1
-            self._probe_shape(first)
+        self.skipped: list = []  # (file, reason) of files left out because they cannot be read
+        files = [os.fspath(f) for f in files]
+        while files:
+            first = files[0]
+            try:
+                if not is_cbf(first) and base_suffix(first) in (".edf", ".tif", ".tiff"):
+                    self._multi = fabio_nframes(first) > 1
+                self._probe_shape(first)
+                break
+            except InputError as e:  # one bad file among good ones is reported, not fatal
+                if len(files) == 1:
+                    if not self.skipped:
+                        raise
+                    raise InputError(f"{self.description}: no readable image file ({len(self.skipped) + 1} "
+                                     f"unreadable, e.g. {self.skipped[0][1]})") from e
+                self.skipped.append((first, str(e)))
+                files = files[1:]
         self.add_files(files)
         if geometry is not None and self._shape is not None:
             from .geometry_link import check_geometry
@@ -111,9 +123,13 @@ class FabioSeries(RunSource):
         n0 = len(self.frames)
         for f in files:
             f = os.fspath(f)
+            try:
+                count = fabio_nframes(f) if self._multi else 1
+            except InputError as e:
+                self.skipped.append((f, str(e)))
+                continue
             self.files.append(f)
             k = len(self.files) - 1
-            count = fabio_nframes(f) if self._multi else 1
             if count == 1:
                 self.frames.append((k, None))
             else:

@@ -76,6 +76,11 @@ def cbf_complete(path: str) -> bool:
 
 def readable(path: str) -> bool:
     """True when the whole file can be read (used for young files found when a run is opened)."""
+    return unreadable_reason(path) is None
+
+
+def unreadable_reason(path: str) -> Optional[str]:
+    """None when the whole file can be read, else why not (one line)."""
     try:
         kind = image_kind(path)
         if kind == "hdf5":
@@ -90,9 +95,22 @@ def readable(path: str) -> bool:
             from .fabio_series import read_fabio
 
             read_fabio(path)
-    except InputError:
-        return False
-    return True
+    except InputError as e:
+        return str(e)
+    return None
+
+
+def incomplete_cbf_reason(path: str) -> str:
+    """Why a plain CBF is not complete (its binary section is shorter than its header says)."""
+    try:
+        size = os.path.getsize(path)
+        head, start = parse_head(read_bytes(path, 1 << 16), path)
+    except (InputError, OSError) as e:
+        return f"not a readable CBF ({e})"
+    if start < 0 or head.binary_size is None:
+        return "not a complete CBF (no binary section found)"
+    return (f"truncated CBF: the binary section holds {max(0, size - start)} of its {head.binary_size} bytes "
+            "(still being written, or cut short)")
 
 
 class Watcher:
@@ -100,13 +118,16 @@ class Watcher:
 
     Complete means: a plain CBF whose binary section is all there, or any file not modified for
     ``settle_s`` seconds.  When the run is opened (``initial=True``) younger files are taken if
-    they can be read whole; later they wait until they settle.
+    they can be read whole; later they wait until they settle.  Files seen but not taken are
+    in ``waiting`` ({path: reason}) until they are: a one-shot run (``peaknet find``) reports
+    them as skipped, whatever their age, so no file is left out without a word.
     """
 
     def __init__(self, lister: Callable[[], list], known=(), settle_s: float = 1.0):
         self.lister = lister
         self.known = set(known)
         self.settle_s = settle_s
+        self.waiting: dict = {}
 
     def new_files(self, initial: bool = False) -> list:
         now = time.time()
@@ -118,14 +139,28 @@ class Watcher:
                 st = os.stat(f)
             except OSError:
                 continue
-            if st.st_size == 0 or not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
                 continue
+            if st.st_size == 0:
+                self.waiting[f] = "empty file (0 bytes)"
+                continue
+            reason = None
             if is_cbf(f) and compression_of(f) is None:
                 ok = cbf_complete(f)
+                if not ok:
+                    reason = incomplete_cbf_reason(f)
             else:
-                ok = now - st.st_mtime >= self.settle_s or (initial and readable(f))
+                ok = now - st.st_mtime >= self.settle_s
+                if not ok and initial:
+                    reason = unreadable_reason(f)
+                    ok = reason is None
+                elif not ok:
+                    reason = f"modified less than {self.settle_s:g} s ago (still being written?)"
             if ok:
                 ready.append(f)
+                self.waiting.pop(f, None)
+            else:
+                self.waiting[f] = reason or "incomplete"
         ready.sort(key=natural_key)
         self.known.update(ready)
         return ready
@@ -199,6 +234,12 @@ class FollowedRun(RunSource):
     @property
     def files(self) -> list:
         return [] if self.inner is None else list(getattr(self.inner, "files", []))
+
+    @property
+    def skipped(self) -> list:
+        """(file, reason) of the files seen but not read: not (yet) complete, or unreadable."""
+        inner = list(getattr(self.inner, "skipped", [])) if self.inner is not None else []
+        return sorted(self.watcher.waiting.items(), key=lambda x: natural_key(x[0])) + inner
 
     def refresh(self) -> int:
         n = self.inner.refresh() if self.inner is not None else 0
