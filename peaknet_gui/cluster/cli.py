@@ -50,13 +50,26 @@ def find_on_cluster(args, source, analyzer, session, indices, user_geometry=None
     from .spec import WorkerSpec
 
     options = options_from_args(args)
+    hot = _prime_hot_pixels(source, analyzer, indices)
     threads = max(1, int(options.cpus_per_worker)) if not options.gpus_per_worker else None
     spec = WorkerSpec.from_analyzer(analyzer, weights=args.weights, device=args.device, backend=args.backend,
                                     read_geometry=user_geometry, dataset=args.dataset,
                                     batch_size=args.batch_size, cpu_threads=threads)
     bar = ClusterProgressBar(len(indices), enabled=not args.no_progress)
     try:
-        return run_on_ray(source, spec, session, indices=indices, options=options, progress=bar,
-                          limit=args.limit)
+        summary = run_on_ray(source, spec, session, indices=indices, options=options, progress=bar, limit=args.limit)
     finally:
         bar.close()
+    if hot is not None:
+        summary.hot_pixels = hot
+    return summary
+
+
+def _prime_hot_pixels(source, analyzer, indices):
+    """The run's hot-pixel statistics primed once on the driver (as a local run primes them)
+    and shipped to every worker, so no worker decides from its own first frames alone."""
+    try:
+        from ..pipeline.hot_scan import prime_hot_pixels
+    except ImportError:
+        return None
+    return prime_hot_pixels(source, analyzer, indices)

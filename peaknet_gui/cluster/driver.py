@@ -10,6 +10,7 @@ hits.cxi.  See :mod:`peaknet_gui.cluster` for the design and docs/cluster.md for
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -19,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from ..errors import PeakNetError
-from ..pipeline.run import RunProgress, _close, _is_cancelled
+from ..errors import ExportError, PeakNetError
+from ..pipeline.run import RunProgress, _is_cancelled
 from .compact import CompactResult
 from .connection import RayConnection, plan_workers
 from .options import ClusterError, ClusterOptions
@@ -29,6 +30,12 @@ from .schedule import Schedule, Skipped
 from .spec import WorkerSpec
 from .summary import ClusterSummary
 from .worker import FrameWorker
+
+try:
+    from ..errors import Terminated
+except ImportError:  # pragma: no cover - older errors module
+    class Terminated(KeyboardInterrupt):
+        """SIGTERM, handled like Ctrl-C."""
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +51,16 @@ class ClusterProgress(RunProgress):
 
 @contextmanager
 def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt in the main thread while inside (a batch system's kill
-    then closes the files as Ctrl-C does); elsewhere, and outside the main thread, nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread while inside,
+    unless someone already handles it (``peaknet``'s main does): a batch system's kill then
+    closes the files as Ctrl-C does.  Outside the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+            signal.SIG_DFL, None):
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated()
 
     try:
         old = signal.signal(signal.SIGTERM, handler)
@@ -62,6 +71,26 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _close_sink(sink, status: str) -> None:
+    """``sink.close(status=...)`` (ExportSession), ``close(interrupted=...)`` or ``close()``: as
+    the local run loop closes it."""
+    try:
+        params = inspect.signature(sink.close).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "status" in params:
+        sink.close(status=status)
+    elif "interrupted" in params:
+        sink.close(interrupted=status != "complete")
+    else:
+        sink.close()
+
+
+def _skip_in_sink(sink, event, message: str) -> None:
+    if sink is not None and hasattr(sink, "add_skipped"):
+        sink.add_skipped(event.path, event.index, message)
 
 
 def _sink_formats(sink) -> set:
@@ -78,11 +107,11 @@ def run_on_ray(
     progress: Optional[Callable[[ClusterProgress], None]] = None,
     cancel=None,
     limit: Optional[int] = None,
-    worker_class=FrameWorker,
+    worker_class=None,
 ) -> ClusterSummary:
     """Analyse ``indices`` (default: all) of ``source`` on Ray workers and hand each result, in
     event order, to ``sink.add(frame, result)``; with ``options.follow`` keep taking the frames
-    that appear (up to ``limit`` in all).  Returns a :class:`ClusterSummary`; raises
+    that appear (up to ``limit`` in all).  ``worker_class``: FrameWorker or a subclass.  Returns a :class:`ClusterSummary`; raises
     :class:`ClusterError` when no worker can run (after closing the sink)."""
     options = options or ClusterOptions()
     options.check()
@@ -100,7 +129,7 @@ def run_on_ray(
             summary.cluster = _describe(ray, options)
             n = plan_workers(ray, options)
             schedule.window = max(64, 8 * n * options.in_flight * (options.batch or spec.batch_size or 1))
-            pool = WorkerPool(ray, spec, options, worker_class)
+            pool = WorkerPool(ray, spec, options, worker_class or FrameWorker)
             pool.start(n)
             loop = _Loop(ray, pool, schedule, source, sink, summary, options, progress, cancel, limit,
                          needs_pixels, needs_mask, spec)
@@ -110,8 +139,14 @@ def run_on_ray(
                 summary.workers = [s.stats for s in pool.slots]
                 summary.retried, summary.reread, summary.workers_lost = schedule.retried, schedule.reread, pool.lost
                 pool.stop()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         summary.interrupted = True
+        summary.terminated = isinstance(e, Terminated)
+    except ExportError:  # a write failed: nothing is replaced, as in a local run
+        if sink is not None and hasattr(sink, "abort"):
+            sink.abort()
+            sink = None
+        raise
     except BaseException as e:
         failure = e
         raise
@@ -122,7 +157,8 @@ def run_on_ray(
         if sink is not None:
             if hasattr(sink, "settings") and isinstance(sink.settings, dict):
                 sink.settings["cluster"] = summary.cluster_dict()
-            _close(sink, summary.interrupted or summary.cancelled or failure is not None)
+            stopped = summary.interrupted or summary.cancelled
+            _close_sink(sink, "failed" if failure is not None else "interrupted" if stopped else "complete")
     return summary
 
 
@@ -177,7 +213,7 @@ class _Loop:
                     self.pool.setup_done(slot)
                     if slot.state == READY and not started:
                         started = True
-                        self.t_start = time.perf_counter()
+                        self.t_start = self.last_growth = time.perf_counter()  # follow: idle from here
                     continue
                 self._collect(ref)
             self._write_ready()
@@ -259,6 +295,7 @@ class _Loop:
                 line = item.task.event.lst_line()
                 log.warning("skipping frame %s: %s", line, item.message)
                 self.summary.errors.append((line, item.message))
+                _skip_in_sink(self.sink, item.task.event, item.message)
                 continue
             self._write(item)
 
@@ -274,6 +311,7 @@ class _Loop:
                 msg = f"the driver cannot read this hit for hits.cxi: {e}"
                 log.warning("skipping frame %s: %s", item.event.lst_line(), msg)
                 self.summary.errors.append((item.event.lst_line(), msg))
+                _skip_in_sink(self.sink, item.event, msg)
                 return
         frame = item.frame(data)
         result = item.result(with_mask=self.needs_mask)

@@ -7,6 +7,9 @@ itself from the shared filesystem, so frames never pass through the driver.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -52,6 +55,7 @@ class WorkerSpec:
     static_shape: Optional[tuple] = None
     batch_size: Optional[int] = None
     cpu_threads: Optional[int] = None
+    hot_pixels: Optional[dict] = None  # the driver's primed hot-pixel statistics (shared_state)
 
     @classmethod
     def from_analyzer(cls, analyzer, *, weights=None, device: str = "auto", backend: str = "auto",
@@ -62,10 +66,12 @@ class WorkerSpec:
         bits, shape = (None, None)
         if analyzer.static_mask is not None:
             bits, shape = pack_mask(analyzer.static_mask)
+        tracker = getattr(analyzer, "hot_pixels", None)
         return cls(algorithm=analyzer.algorithm, weights=None if weights is None else str(weights), device=device,
                    backend=backend, finder=analyzer.finder, mask=analyzer.mask, geometry=analyzer.geometry,
                    read_geometry=read_geometry, dataset=dataset, static_bits=bits, static_shape=shape,
-                   batch_size=batch_size, cpu_threads=cpu_threads)
+                   batch_size=batch_size, cpu_threads=cpu_threads,
+                   hot_pixels=None if tracker is None else shared_state(tracker))
 
     def static_mask(self) -> Optional[np.ndarray]:
         return None if self.static_bits is None else unpack_mask(self.static_bits, self.static_shape)
@@ -73,5 +79,28 @@ class WorkerSpec:
     def make_analyzer(self):
         from ..pipeline.analyzer import FrameAnalyzer
 
-        return FrameAnalyzer(self.algorithm, weights=self.weights, device=self.device, geometry=self.geometry,
-                             finder=self.finder, mask=self.mask, static_mask=self.static_mask(), backend=self.backend)
+        analyzer = FrameAnalyzer(self.algorithm, weights=self.weights, device=self.device, geometry=self.geometry,
+                                 finder=self.finder, mask=self.mask, static_mask=self.static_mask(), backend=self.backend)
+        if self.hot_pixels is not None and hasattr(analyzer, "hot_pixels"):
+            analyzer.hot_pixels = from_shared_state(self.hot_pixels)
+        return analyzer
+
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def shared_state(obj) -> dict:
+    """An object's attributes without its locks, to rebuild it in another process
+    (:func:`from_shared_state`): the run's hot-pixel statistics primed on the driver."""
+    with getattr(obj, "_lock", None) or contextlib.nullcontext():
+        state = {k: copy.deepcopy(v) for k, v in vars(obj).items() if not isinstance(v, _LOCK_TYPES)}
+    locks = [k for k, v in vars(obj).items() if isinstance(v, _LOCK_TYPES)]
+    return {"class": type(obj), "state": state, "locks": locks}
+
+
+def from_shared_state(shared: dict):
+    obj = shared["class"].__new__(shared["class"])
+    vars(obj).update(copy.deepcopy(shared["state"]))  # writable copies (Ray hands out read-only arrays)
+    for k in shared["locks"]:
+        setattr(obj, k, threading.Lock())
+    return obj
