@@ -18,7 +18,9 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import CalibrationError, GeometryError, InputError
+from ..errors import CalibrationError, GeometryError, InputError, WriteError
+from ..export.transaction import OutputTransaction, os_error_message
+from .argtypes import positive
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,13 @@ def register(sub) -> None:
     p.add_argument("frame", metavar="FRAME", help="calibrant frame (HDF5/NeXus/CXI, CBF, EDF, TIFF...)")
     p.add_argument("--calibrant", "-c", default="AgBh", help="pyFAI calibrant name (default: %(default)s)")
     e = p.add_mutually_exclusive_group()
-    e.add_argument("--energy", type=float, metavar="KEV", help="photon energy in keV")
-    e.add_argument("--wavelength", type=float, metavar="A", help="wavelength in Angstrom")
+    e.add_argument("--energy", type=positive, metavar="KEV", help="photon energy in keV")
+    e.add_argument("--wavelength", type=positive, metavar="A", help="wavelength in Angstrom")
     p.add_argument("--geom", "-g", help="starting CrystFEL geometry file")
-    p.add_argument("--distance", type=float, metavar="MM", help="rough sample-detector distance in mm")
+    p.add_argument("--distance", type=positive, metavar="MM", help="rough sample-detector distance in mm")
     p.add_argument("--beam-center", type=float, nargs=2, metavar=("FS", "SS"),
                    help="rough beam centre in pixel indices (first pixel centre at 0); may lie off the detector")
-    p.add_argument("--pixel-size", type=float, metavar="MM", help="pixel size in mm (default: from the file or geometry)")
+    p.add_argument("--pixel-size", type=positive, metavar="MM", help="pixel size in mm (default: from the file or geometry)")
     p.add_argument("--dataset", "-d", help="HDF5 dataset of the images (default: found automatically)")
     p.add_argument("--event", type=int, default=0, help="frame index inside a multi-frame file (default: 0)")
     p.add_argument("--fit-tilt", action="store_true", help="also refine the detector tilts (rot1, rot2, rot3)")
@@ -127,8 +129,6 @@ def run(args) -> int:
 def _run(args) -> int:
     from ..calib.frame_input import read_calibrant_frame
     from ..calib.refine import calibrate
-    from ..calib.writers import write_calibrated_geom, write_result_poni
-    from ..export.atomic import atomic_write
     from ..geometry.detector import HC_EV_A
 
     frame = read_calibrant_frame(args.frame, dataset=args.dataset, index=args.event)
@@ -142,12 +142,32 @@ def _run(args) -> int:
     result = calibrate(frame, geom, args.calibrant, wl, fit_tilt=args.fit_tilt, search_px=args.search,
                        distance_tolerance=args.distance_tolerance, min_rings=args.min_rings)
     out = Path(args.out)
+    # the three files are one set: staged beside OUT and put in place together (export.transaction)
+    txn = OutputTransaction(out, CALIBRATION_SET)
+    stage = txn.begin()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        _write_set(args, result, geom, stage, out)
+    except BaseException:
+        txn.abort()
+        raise
+    txn.commit()
+    print(result.summary())
+    print(f"wrote {out / 'calibrated.geom'}, {out / 'calibrated.poni'} and {out / 'calibration.json'}")
+    return 0
+
+
+CALIBRATION_SET = ("calibrated.geom", "calibrated.poni", "calibration.json")
+
+
+def _write_set(args, result, geom, stage: Path, out: Path) -> None:
+    from ..calib.writers import write_calibrated_geom, write_result_poni
+    from ..export.atomic import atomic_write
+
+    try:
+        write_calibrated_geom(result, stage / "calibrated.geom")
+        write_result_poni(result, stage / "calibrated.poni")
     except OSError as e:
-        raise InputError(f"{out}: cannot create the output directory ({e.strerror or e})") from e
-    geom_path = write_calibrated_geom(result, out / "calibrated.geom")
-    poni_path = write_result_poni(result, out / "calibrated.poni")
+        raise WriteError(os_error_message(out, e)) from e
     summary = {
         "frame": str(args.frame), "calibrant": result.calibrant, "wavelength_a": result.wavelength_a,
         "photon_energy_ev": result.photon_energy_ev, "beam_center_fs": result.beam_center[0],
@@ -158,9 +178,9 @@ def _run(args) -> int:
         "start_beam_center": list(geom.beam_center(0)), "start_distance_mm": geom.mean_camera_length() * 1e3,
         "beam_center_convention": "pixel index; centre of first pixel at 0",
     }
-    with atomic_write(out / "calibration.json") as fh:
-        json.dump(summary, fh, indent=2)
-    print(result.summary())
-    print(f"wrote {geom_path}, {poni_path} and {out / 'calibration.json'}")
-    return 0
+    try:
+        with atomic_write(stage / "calibration.json") as fh:
+            json.dump(summary, fh, indent=2)
+    except OSError as e:
+        raise WriteError(os_error_message(out / "calibration.json", e)) from e
 

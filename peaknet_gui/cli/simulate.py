@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..export.transaction import FileSetTransaction
-from .argtypes import positive
+from .argtypes import positive, positive_int
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Iterator, Optional
 
-from ..errors import InputError
+from ..errors import InputError, PeakNetError
+
+#: exceptions that file libraries (h5py, fabio, zlib, bz2) raise on damaged files: turned into
+#: InputError naming the run by every public method of every source
+_LIBRARY_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, EOFError, MemoryError,
+                   AttributeError, UnicodeError, OverflowError, ZeroDivisionError, AssertionError)
+_GUARDED = ("__init__", "frame", "_read", "read_raw", "metadata", "event", "geometry", "frame_shape", "raw_dtype",
+            "refresh", "add_files", "__len__")
+
+
+def _guard(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except PeakNetError:
+            raise
+        except _LIBRARY_ERRORS as e:
+            where = getattr(self, "description", "") or getattr(self, "path", "") or "run"
+            if isinstance(e, MemoryError):
+                raise InputError(f"{where}: not enough memory to read the data ({e})") from e
+            detail = " ".join(str(e).split())[:200]
+            raise InputError(f"{where}: corrupt or unreadable file ({type(e).__name__}: {detail})") from e
+    wrapper._guarded = True
+    return wrapper
 from ..frame import EventId, Frame, FrameMetadata
 from ..geometry import Geometry
 
@@ -22,6 +47,14 @@ class RunSource(abc.ABC):
     description: str = ""
     #: problems found while opening that do not stop reading (e.g. missing linked data files)
     warnings: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Every public method of a source raises InputError, never a library's exception."""
+        super().__init_subclass__(**kwargs)
+        for name in _GUARDED:
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not getattr(fn, "_guarded", False):
+                setattr(cls, name, _guard(fn))
 
     @abc.abstractmethod
     def __len__(self) -> int:

@@ -122,11 +122,42 @@ def open_h5(path, swmr: bool = True) -> h5py.File:
     raise InputError(f"{path}: corrupt or truncated HDF5 file ({errors[-1]})")
 
 
-def describe_h5_error(path: str, dataset: str, e: Exception) -> str:
-    """A user-facing message for a failure while reading ``dataset``."""
-    msg = str(e)
+#: the largest frame read (bytes): a bigger dataset is refused before numpy tries to allocate it
+MAX_FRAME_BYTES = 8 << 30
+
+
+def check_frame_size(path: str, dataset: str, ds) -> None:
+    """InputError when one frame of ``ds`` would not fit in memory (checked before reading)."""
+    try:
+        shape = tuple(int(s) for s in ds.shape[-2:])
+        nbytes = int(np.prod(shape, dtype=np.int64)) * int(ds.dtype.itemsize)
+    except (TypeError, ValueError, AttributeError, OSError, RuntimeError):
+        return
+    if nbytes > MAX_FRAME_BYTES:
+        raise InputError(f"{path}:{dataset}: one frame of {'x'.join(map(str, shape))} {ds.dtype} is too large to read "
+                         f"({nbytes / 2**30:.1f} GiB; at most {MAX_FRAME_BYTES / 2**30:.0f} GiB)")
+
+
+def _filters_available(ds) -> Optional[bool]:
+    """True when every filter of ``ds``'s pipeline is available (None: unknown)."""
+    try:
+        from h5py import h5z
+
+        plist = ds.id.get_create_plist()
+        return all(h5z.filter_avail(plist.get_filter(k)[0]) for k in range(plist.get_nfilters()))
+    except Exception:  # noqa: BLE001 -- a damaged header: unknown
+        return None
+
+
+def describe_h5_error(path: str, dataset: str, e: Exception, ds=None) -> str:
+    """A user-facing message for a failure while reading ``dataset`` (``ds``: the dataset, to
+    tell a missing filter from corrupt compressed data)."""
+    msg = " ".join(str(e).split())
     low = msg.lower()
     if "filter" in low or "plugin" in low or "can't open directory" in low:
+        if ds is not None and _filters_available(ds):
+            return (f"{path}:{dataset}: corrupt compressed data (the compression filter is installed but failed "
+                    f"to decode a chunk: {msg})")
         return f"{path}:{dataset}: cannot decompress the data (missing HDF5 compression filter: {msg})"
     if "external" in low or "unable to open file" in low:
         return f"{path}:{dataset}: data lives in a linked file that cannot be opened ({msg})"

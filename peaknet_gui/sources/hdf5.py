@@ -23,7 +23,7 @@ from ..frame import EventId, Frame, FrameMetadata
 from .base import RunSource
 from .frames import PixelRules, make_frame
 from .h5direct import direct_reader
-from .h5util import check_image_dataset, choose_image_dataset, describe_h5_error, get_dataset, open_h5
+from .h5util import check_frame_size, check_image_dataset, choose_image_dataset, describe_h5_error, get_dataset, open_h5
 from .geometry_link import beside_geometry, check_geometry, geometry_data_path
 from .metadata_h5 import H5Metadata
 from .prefetch import Prefetcher
@@ -190,10 +190,11 @@ class HDF5Source(RunSource):
     def _read_block(self, index: int) -> np.ndarray:
         with self._lock:  # not while refresh() swaps blocks or re-opens the file
             block, local = self._locate(index)
+            check_frame_size(block.path, block.dataset, block.ds)
             try:
                 return block.read(local)
             except (OSError, RuntimeError, ValueError, KeyError) as e:
-                raise InputError(describe_h5_error(block.path, block.dataset, e)) from e
+                raise InputError(describe_h5_error(block.path, block.dataset, e, block.ds)) from e
 
     def _read(self, index: int) -> Frame:
         raw = self.read_raw(index)
