@@ -97,13 +97,15 @@ def _expand(paths):
 def _is_labelled(path: Path) -> bool:
     if path.suffix.lower() not in (".cxi", ".h5", ".hdf5"):
         return False
-    try:
-        import h5py
+    from ..sources.h5util import open_h5
 
-        with h5py.File(path, "r") as f:
-            return "/entry_1/data_1/labels" in f
-    except OSError:
+    f = open_h5(str(path))  # a truncated or corrupt run is reported as such (InputError), not as "no spot list"
+    try:
+        return "/entry_1/data_1/labels" in f
+    except (OSError, RuntimeError, KeyError, ValueError):
         return False
+    finally:
+        f.close()
 
 
 def _fmt(v):

@@ -25,8 +25,15 @@ from ..errors import PeakNetError, Terminated
 SUBCOMMANDS = ("info", "simulate", "train", "evaluate", "find", "calibrate")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in two lines (the problem, where to read more), not the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="peaknet",
         description="PeakNet peak finding for serial crystallography: inspect runs, simulate, "
         "train, evaluate, find peaks and export to CrystFEL, calibrate on silver behenate.",

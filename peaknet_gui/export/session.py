@@ -394,6 +394,11 @@ class ExportSession:
 
         g = run_cxi_geometry(self.geometry, self._cxi_energy[: self._cxi.n_frames], self._cxi_clen[: self._cxi.n_frames],
                              cxi_name=HITS_CXI, lst_name=HITS_LST, geom_name=PEAKS_GEOM)
+        from ..geometry.sanity import crystfel_gaps
+
+        for gap in crystfel_gaps(g):
+            self._warn_once(f"geom:{gap}", "%s: %s (give --geom with clen/photon_energy, or fix the file's metadata)",
+                            self.out_dir / PEAKS_GEOM, gap)
         try:
             write_geom(g, self._dir / PEAKS_GEOM)
             write_geom(g, self._dir / HITS_GEOM)

@@ -162,6 +162,9 @@ def parse_geom_text(text: str, source: Optional[str] = None) -> Geometry:
     _fold_panel_clen(geom)
     geom.bad_regions = [_make_bad(b, geom, err) for b in bads.values()]
     _check_groups(geom, src)
+    from .sanity import check_geometry_sanity
+
+    check_geometry_sanity(geom, src)
     return geom
 
 

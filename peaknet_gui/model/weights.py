@@ -172,6 +172,17 @@ def _load_safetensors(path: Path) -> Tuple[dict, dict]:
     return tensors, meta
 
 
+def _check_finite(state: dict, path: Path) -> None:
+    """ModelError when a weight tensor holds NaN or infinity (a diverged or damaged file)."""
+    import torch
+
+    for k, v in state.items():
+        if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            n = int((~torch.isfinite(v)).sum())
+            raise ModelError(f"{path}: tensor {k} holds {n} NaN/infinite value(s) of {v.numel()}: the weights are "
+                             "damaged or come from a diverged training")
+
+
 def _load_checkpoint(path: Path) -> Tuple[dict, dict]:
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -226,11 +237,15 @@ def load_weights(path=None, map_location="cpu", *, verify: bool = True) -> Tuple
         raise ModelError(
             f"{path}: weights were trained with input normalisation {norm!r}, this version uses {NORMALIZATION!r}"
         )
+    _check_finite(state, path)
     net = PeakNet(cfg)
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatch
-        raise ModelError(f"{path}: weights do not fit the stored network configuration: {e}") from e
+    except RuntimeError as e:  # shape mismatch: torch lists every tensor; the first one is enough
+        lines = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln]
+        first = lines[0] if lines else " ".join(str(e).split())[:200]
+        more = f" (and {len(lines) - 1} more tensors)" if len(lines) > 1 else ""
+        raise ModelError(f"{path}: weights do not fit the stored network configuration: {first}{more}") from e
     if missing or unexpected:
         raise ModelError(
             f"{path}: weights do not fit the stored network configuration "
