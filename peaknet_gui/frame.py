@@ -77,6 +77,9 @@ class Frame:
     detectors the raw "slab" whose sub-rectangles the geometry's panels address.  ``bad`` marks
     pixels the file itself declares unusable (module gaps that read -1, detector pixel masks,
     NaN/inf); it is ``True`` where the pixel is bad, ``None`` when nothing is known.
+    ``run_bad`` marks pixels the run's own statistics find unusable (hot and dead pixels,
+    :mod:`peaknet_gui.masks.hot_pixels`), set once by the analyzer (``run_bad_checked``);
+    :attr:`unusable` is the union of both.
     """
 
     data: np.ndarray
@@ -84,6 +87,15 @@ class Frame:
     serial: int
     metadata: FrameMetadata = field(default_factory=FrameMetadata)
     bad: Optional[np.ndarray] = None
+    run_bad: Optional[np.ndarray] = field(default=None, repr=False)
+    run_bad_checked: bool = field(default=False, repr=False)
+
+    @property
+    def unusable(self) -> Optional[np.ndarray]:
+        """``bad`` and ``run_bad`` together (None when neither is known)."""
+        if self.run_bad is None:
+            return self.bad
+        return self.run_bad if self.bad is None else (self.bad | self.run_bad)
 
     @property
     def shape(self) -> tuple:

@@ -1,4 +1,4 @@
-"""Simulator labels: peaks from DIALS' test on the written frame, CSPAD spot sizes, shadow and
+"""Simulator labels (``observed`` mode): peaks from DIALS' test on the written frame, CSPAD spot sizes, shadow and
 artifact ignore bands."""
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from peaknet_gui.sim.run import RunSpec, plan_run
 from peaknet_gui.sim.spots import SpotPatches
 
 
+OBSERVED = LabelRule(mode="observed")  # the DIALS-based rule these tests are about (the default is "snr")
+
+
 @pytest.fixture(scope="module")
 def pad_crop():
     return get_detector("pilatus-6m").cropped(1050, 1000, 512, 512, name="pad-512")
@@ -33,7 +36,7 @@ def thaumatin_frames(pad_crop):
     out = []
     for seed in range(3):
         p = thaumatin_like(pad_crop, seed, strength_scale=0.8)
-        out.append((simulate_frame(pad_crop, p), simulate_frame(pad_crop, p, rule=LabelRule(mode="expected"))))
+        out.append((simulate_frame(pad_crop, p, rule=OBSERVED), simulate_frame(pad_crop, p, rule=LabelRule(mode="expected"))))
     return out
 
 
@@ -151,7 +154,7 @@ def test_cspad_spots_small_and_two_pixel_spots_labelled():
     rule = LabelRule().for_detector(det.kind)
     assert rule.min_spot_size == 2
     for p in params:
-        f = simulate_frame(det, p, pers)
+        f = simulate_frame(det, p, pers, rule=OBSERVED)
         npix.append(f.peaks.npix)
         comp, _ = label_groups(observed_strong(f.data, f.bad, det, pers, rule), panel_slices(det))
         size = np.bincount(comp.ravel())

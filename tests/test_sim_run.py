@@ -162,7 +162,7 @@ def test_cli_preset_and_background(tmp_path):
 
 def test_strict_peak_labels_only_turn_dont_care_spots_into_background(tmp_path):
     args = ["simulate", "--frames", "3", "--seed", "11", "--detector", "pilatus-6m", "--crop", "384x384",
-            "--preset", "thaumatin", "--no-progress"]
+            "--preset", "thaumatin", "--no-progress", "--labels", "observed"]
     assert main(args + ["--out", str(tmp_path / "a.cxi")]) == 0
     assert main(args + ["--out", str(tmp_path / "b.cxi"), "--strict-peak-labels"]) == 0
     with h5py.File(tmp_path / "a.cxi", "r") as a, h5py.File(tmp_path / "b.cxi", "r") as b:
@@ -172,3 +172,5 @@ def test_strict_peak_labels_only_turn_dont_care_spots_into_background(tmp_path):
         assert changed.sum() > 20  # spots DIALS' test misses on these frames
         assert np.all(la[changed] == 255) and np.all(lb[changed] == 0)
         assert np.array_equal(la == 1, lb == 1) and np.array_equal(la == 2, lb == 2)
+    # strict labels are a variant of the DIALS-based rule only
+    assert main(args[:-2] + ["--out", str(tmp_path / "c.cxi"), "--strict-peak-labels"]) == 2

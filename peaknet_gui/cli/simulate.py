@@ -3,7 +3,7 @@
     peaknet simulate --frames N --out RUN.cxi [--seed S] [--detector NAME] [--crop HxW]
         [--mix hits=0.6,blanks=0.2,rings=0.2] [--vary-geometry] [--distance MM] [--energy KEV]
         [--frames-per-cell K] [--background LO,HI] [--preset thaumatin|thermolysin-cspad]
-        [--labels observed|expected] [--strict-peak-labels] [--list-detectors]
+        [--labels snr|observed|expected] [--xfel-spots] [--strict-peak-labels] [--list-detectors]
 
 Writes ``RUN.cxi`` (frames, labels, mask, true peaks, metadata; see
 :mod:`peaknet_gui.sim.run_writer`) and ``RUN.geom`` (CrystFEL) beside it.  Same seed, same run.
@@ -51,9 +51,12 @@ def register(sub) -> None:
                    help="range of the frames' median background in photons/pixel, drawn log-uniformly (default 0.05,20)")
     p.add_argument("--preset", choices=["thaumatin", "thermolysin-cspad"],
                    help="frames in the style of a real data set (its crystal, beam and background; varied strength)")
-    p.add_argument("--labels", choices=["observed", "expected"], default="observed",
-                   help="peak labels from DIALS' dispersion test on the written noisy frame (observed, default) or "
-                   "from expected photons only (expected: the earlier rule)")
+    p.add_argument("--labels", choices=["snr", "observed", "expected"], default="snr",
+                   help="peak labels: every spot of expected integrated SNR >= 6, whatever its size (snr, default); "
+                   "DIALS' dispersion test on the written noisy frame (observed: the rule of the weights before "
+                   "2026-12-07); DIALS' test on expected photons (expected)")
+    p.add_argument("--xfel-spots", action="store_true",
+                   help="draw spots as XFEL stills of micro-crystals (sharp, faint, mostly 1-3 pixels) on any detector")
     p.add_argument("--strict-peak-labels", action="store_true",
                    help="observed labels: every spot DIALS' test misses on the written frame is background (0), "
                    "not 'don't care' (255) when visible in expectation or of expected SNR >= 6")
@@ -104,6 +107,8 @@ def run(args) -> int:
         raise InputError(f"simulate: --distance must be positive, not {args.distance}")
     if args.energy is not None and args.energy <= 0:
         raise InputError(f"simulate: --energy must be positive, not {args.energy}")
+    if args.strict_peak_labels and args.labels != "observed":
+        raise InputError("simulate: --strict-peak-labels goes with --labels observed (DIALS' test on the written frame)")
     ranges = SimRanges()
     if args.background:
         try:
@@ -113,6 +118,8 @@ def run(args) -> int:
         if not (0 < lo <= hi) or not np.isfinite(hi):
             raise InputError(f"simulate: --background needs 0 < LO <= HI, not {args.background!r}")
         ranges = dataclasses.replace(ranges, background_photons=(lo, hi))
+    if args.xfel_spots:
+        ranges = dataclasses.replace(ranges, xfel=True)
     spec = RunSpec(
         n_frames=args.frames, seed=args.seed, detector=args.detector, mix=parse_mix(args.mix), crop=args.crop,
         frames_per_cell=args.frames_per_cell, vary_geometry=args.vary_geometry, ranges=ranges, preset=args.preset,

@@ -296,8 +296,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
     def _result_key(self) -> tuple:
         return (self._generation, self._finder.algorithm)
 
-    def _rebuild_analyzer(self, keep_predictor: bool = True) -> None:
-        """A new analyzer for the current run settings (call with the lock held)."""
+    def _rebuild_analyzer(self, keep_predictor: bool = True, new_run: bool = False) -> None:
+        """A new analyzer for the current run settings (call with the lock held); the run's
+        hot-pixel statistics carry over unless ``new_run``."""
         old = self._analyzer
         ms = self._model_settings
         kwargs = dict(weights=ms.weights, device=ms.device, geometry=self._run.geometry if self._run else None,
@@ -310,6 +311,8 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             from ..pipeline.analyzer import FrameAnalyzer
 
             self._analyzer = FrameAnalyzer(self._finder.algorithm, backend=ms.backend, **kwargs)
+        if not new_run and old is not None and getattr(old, "hot_pixels", None) is not None:
+            self._analyzer.hot_pixels = old.hot_pixels
         self._generation += 1
         self._results.clear()
         self._backlog.clear()

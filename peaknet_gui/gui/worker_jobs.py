@@ -17,6 +17,8 @@ from .runs import RunRequest, open_run_request, read_geometry_for, static_mask_f
 
 log = logging.getLogger(__name__)
 
+GUI_PRIME_FRAMES = 8  # frames read at run open for the hot-pixel statistics (the rest follow as analysed)
+
 
 @dataclass
 class _CachedResult:
@@ -44,7 +46,9 @@ class WorkerJobs:
             self._wanted = -1
             self._request += 1
             self._reported_device = False
-            self._rebuild_analyzer(keep_predictor=True)
+            self._rebuild_analyzer(keep_predictor=True, new_run=True)
+            an = self._analyzer
+        self._prime_hot_pixels(source, an)
         if old is not None:
             try:
                 old.close()
@@ -54,6 +58,19 @@ class WorkerJobs:
             self.warning.emit(warning)
         self.status.emit("")
         self.runOpened.emit(info)
+
+    def _prime_hot_pixels(self, source, analyzer) -> None:
+        """Learn the new run's hot and dead pixels from a few frames spread over it before the
+        first frame is analysed (reader thread; unreadable frames are left to the browser)."""
+        from ..pipeline.hot_scan import prime_hot_pixels
+
+        if analyzer is None or getattr(analyzer, "hot_pixels", None) is None:
+            return
+        try:
+            with self._source_lock:
+                prime_hot_pixels(source, analyzer, range(len(source)), max_frames=GUI_PRIME_FRAMES)
+        except PeakNetError as e:  # the frames are read again when shown: their errors surface there
+            log.debug("hot-pixel priming stopped: %s", e)
 
     def _job_geometry(self, job, path) -> None:
         with self._lock:

@@ -15,7 +15,10 @@ Peaks crowding on one scattering angle (the spots of an ice or salt powder ring,
 powder ring the network or those spots reveal is masked along all of its visible arc
 (``MaskSettings.whole_rings``, :mod:`peaknet_gui.masks.powder_rings`).  Pixels in
 the frame's auto-mask (artifacts, static mask, gaps) never belong to a peak, so the peaks agree
-with the mask that is exported for CrystFEL.  Timings per stage (ms) are in
+with the mask that is exported for CrystFEL.  Hot and dead pixels that the run's own statistics
+reveal (:mod:`peaknet_gui.masks.hot_pixels`; every frame analysed is counted once) are unusable
+pixels like gaps: the model never sees them, they are never peaks and always in the auto-mask.
+Timings per stage (ms) are in
 ``FrameResult.timings_ms``: ``normalise``, ``model``, ``postprocess`` (the run loop adds
 ``read`` and ``export``).
 """
@@ -36,6 +39,7 @@ from ..frame import Frame
 from ..geometry import Geometry
 from ..inference.device import cpu_threads
 from ..masks.automask import artifact_mask_from_probabilities, dilate, frame_mask
+from ..masks.hot_pixels import HotPixelTracker
 from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
@@ -57,7 +61,10 @@ class FrameAnalyzer:
     (bool, True = masked) is added to every frame's auto-mask when ``mask.include_static``.
     ``predictor`` shares an existing :class:`~peaknet_gui.inference.Predictor`; ``model`` /
     ``normalizer`` / ``backend`` are passed to a new one.  The model is loaded on first use.
-    ``algorithm`` None takes ``finder.algorithm`` (default ``"peaknet"``).
+    ``algorithm`` None takes ``finder.algorithm`` (default ``"peaknet"``).  ``hot_pixels``: True
+    (default) follows the run's hot and dead pixels with a new
+    :class:`~peaknet_gui.masks.hot_pixels.HotPixelTracker`, a tracker shares one, False: off
+    (:meth:`reset_hot_pixels` when the run changes).
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class FrameAnalyzer:
         predictor=None,
         model=None,
         normalizer=None,
+        hot_pixels=True,
     ):
         self.finder = finder if finder is not None else FinderSettings()
         self.mask = mask if mask is not None else MaskSettings()
@@ -88,6 +96,25 @@ class FrameAnalyzer:
         self._predictor = predictor
         self._lock = threading.Lock()
         self._geom_cache: "OrderedDict[tuple, Optional[Geometry]]" = OrderedDict()
+        if hot_pixels is True:
+            hot_pixels = HotPixelTracker()
+        self.hot_pixels: Optional[HotPixelTracker] = hot_pixels or None
+
+    def reset_hot_pixels(self) -> None:
+        """Forget the run's hot-pixel statistics (a new run)."""
+        if self.hot_pixels is not None:
+            self.hot_pixels = HotPixelTracker(self.hot_pixels.settings)
+
+    def mark_run_bad(self, frame: Frame) -> Optional[np.ndarray]:
+        """Count ``frame`` in the run's hot-pixel statistics and set its ``run_bad`` (once per
+        frame object); returns it."""
+        if frame.run_bad_checked or self.hot_pixels is None:
+            return frame.run_bad
+        tracker = self.hot_pixels
+        tracker.update(frame.data, frame.bad, key=frame.event)
+        frame.run_bad = tracker.mask_for(frame.data, frame.bad)
+        frame.run_bad_checked = True
+        return frame.run_bad
 
     # --- configuration --------------------------------------------------------------------------
     @property
@@ -187,7 +214,8 @@ class FrameAnalyzer:
         """Work that may run in a prefetch thread (normalisation, tiling); None for peakfinder8."""
         if self.algorithm != "peaknet":
             return None
-        return self.predictor.prepare(frame.data, frame.bad, self.geometry_for(frame))
+        self.mark_run_bad(frame)
+        return self.predictor.prepare(frame.data, frame.unusable, self.geometry_for(frame))
 
     def analyze(self, frames: Sequence[Frame], prepared: Optional[Sequence] = None) -> list:
         """Analyse a batch of frames (one model call per batch on the GPU)."""
@@ -262,10 +290,13 @@ class FrameAnalyzer:
         return getattr(self._predictor, fitted) if self._predictor is not None else 0.0
 
     @staticmethod
-    def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings) -> np.ndarray:
-        """Artifact pixels grown by the dilation, with the static mask and the frame's bad pixels
-        when the settings include them."""
+    def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings,
+                   run_bad: Optional[np.ndarray] = None) -> np.ndarray:
+        """Artifact pixels grown by the dilation, the run's hot and dead pixels, with the static
+        mask and the frame's bad pixels when the settings include them."""
         auto = dilate(artifact, mask.dilation)
+        if run_bad is not None:
+            auto = auto | run_bad
         if mask.include_static and static is not None:
             auto = auto | static
         if mask.include_gaps and bad is not None:
@@ -289,9 +320,10 @@ class FrameAnalyzer:
             raise InputError(f"{frame.event.lst_line()}: cached probabilities {peak_prob.shape} do not fit the frame {frame.shape}")
         geom = self.geometry_for(frame)
         static = self._static_for(frame)
+        run_bad = self.mark_run_bad(frame)
         if artifact_mask is None:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
-        auto = self._auto_mask(artifact_mask, static, frame.bad, mask)
+        auto = self._auto_mask(artifact_mask, static, frame.bad, mask, run_bad)
         if peak_mask is None:
             peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, finder.peak_threshold)
         # pixels the user cannot use are never peak pixels, whatever the mask display settings
@@ -314,12 +346,12 @@ class FrameAnalyzer:
             min_score=self.min_confidence(finder),
             min_pixel_snr=self.min_pixel_snr(finder),
         )
-        unreadable = frame.bad if static is None else (static if frame.bad is None else frame.bad | static)
+        unreadable = frame.unusable if static is None else (static if frame.unusable is None else frame.unusable | static)
         peaks, rings, discs, ring_art = mask_powder_rings(
             peaks, artifact_mask, frame.data, unreadable, geom, peak_pixels=peak_mask,
             drop_ring_spots=finder.drop_ring_spots, whole_rings=mask.whole_rings)
         if mask.whole_rings and geom is not None:
-            auto = self._auto_mask(ring_art, static, frame.bad, mask)
+            auto = self._auto_mask(ring_art, static, frame.bad, mask, run_bad)
         if len(rings):
             auto = auto | discs
         peaks = filter_peaks(peaks, finder)
@@ -341,7 +373,10 @@ class FrameAnalyzer:
         t0 = time.perf_counter()
         geom = self.geometry_for(frame)
         static = self._static_for(frame)
+        run_bad = self.mark_run_bad(frame)
         auto = frame_mask(None, None, mask, static=static, frame_bad=frame.bad, shape=frame.shape)
+        if run_bad is not None:
+            auto |= run_bad
         unusable = auto.copy()
         if static is not None:
             unusable |= static

@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from ..errors import PeakNetError, Terminated, WriteError
 from .analyzer import FrameAnalyzer
+from .hot_scan import prime_hot_pixels
 from .result import FrameResult
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class RunSummary:
     cancelled: bool = False
     errors: list = field(default_factory=list)  # (event line, message)
     stage_ms: dict = field(default_factory=dict)  # summed over frames
+    hot_pixels: Optional[dict] = None  # the run's hot/dead pixels (masks.hot_pixels.HotPixelReport.as_dict)
 
     @property
     def hit_rate(self) -> float:
@@ -108,6 +110,7 @@ class RunSummary:
             "cancelled": self.cancelled,
             "errors": [list(e) for e in self.errors],
             "mean_stage_ms": self.mean_stage_ms(),
+            "hot_pixels": self.hot_pixels,
         }
 
     def format(self) -> str:
@@ -122,6 +125,10 @@ class RunSummary:
             + ")",
             f"device      {self.device}  [{self.algorithm}]",
         ]
+        hp = self.hot_pixels or {}
+        if hp.get("hot_pixels") or hp.get("dead_pixels"):
+            lines.append(f"hot pixels  {hp.get('hot_pixels')} hot, {hp.get('dead_pixels')} dead (from {hp.get('frames')} frames; "
+                         "masked, never peaks)")
         if self.errors:
             lines.append(f"skipped     {len(self.errors)} unreadable frame(s)")
         return "\n".join(lines)
@@ -203,7 +210,9 @@ def run_analysis(
     auto-mask."""
     indices = list(range(len(source))) if indices is None else list(indices)
     batch_size = max(1, int(batch_size or analyzer.default_batch_size))
+    hot_report = prime_hot_pixels(source, analyzer, indices)
     summary = RunSummary(algorithm=analyzer.algorithm)
+    summary.hot_pixels = hot_report
     t_start = time.perf_counter()
     fetch = None
     failed = False
@@ -272,6 +281,8 @@ def run_analysis(
         raise
     finally:
         summary.wall_s = time.perf_counter() - t_start
+        if analyzer.hot_pixels is not None:
+            summary.hot_pixels = analyzer.hot_pixels.report().as_dict()
         if fetch is not None:
             fetch.close()
         if sink is not None and close_sink:

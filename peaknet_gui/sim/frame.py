@@ -206,8 +206,13 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
         strong, photon_img = observed_strong(data, bad, det, personality, rule, with_image=True)
         stats.cls_expected = stats.cls
         stats.cls, merged = observed_classes(patches, stats, strong, rule, panel_slices(det), image=photon_img)
+    elif rule.mode == "snr":
+        from .labels import snr_classes
+
+        stats.cls_expected = stats.cls
+        stats.cls, merged = snr_classes(patches, stats, rule, shape)
     elif rule.mode not in ("observed", "expected"):
-        raise ValueError(f"label mode must be 'observed' or 'expected', not {rule.mode!r}")
+        raise ValueError(f"label mode must be 'snr', 'observed' or 'expected', not {rule.mode!r}")
     paint_spot_labels(labels, patches, stats)
     labels[~usable] = IGNORE
     labels = labels.reshape(shape)
@@ -224,7 +229,7 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
     )
     marg = np.flatnonzero((stats.cls == IGNORE) | merged)
     spots_all = {"fs": proj.fs, "ss": proj.ss, "cls": stats.cls, "photons": photons, "n_strong": stats.n_strong,
-                 "snr": stats.snr, "max_photons": stats.max_photons, "npix": stats.npix, "merged": merged,
+                 "snr": stats.snr, "snr_det": stats.snr_det, "max_photons": stats.max_photons, "npix": stats.npix, "merged": merged,
                  "cls_expected": stats.cls if stats.cls_expected is None else stats.cls_expected}
     return SimFrame(
         data=data, labels=labels, bad=bad, peaks=peaks, marginal_fs=stats.fs[marg], marginal_ss=stats.ss[marg],

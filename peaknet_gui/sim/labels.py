@@ -1,9 +1,19 @@
 """What the network is taught to call a peak or an artifact: per-pixel labels following what
 DIALS' dispersion spot finder detects.
 
-Two modes (``LabelRule.mode``):
+Three modes (``LabelRule.mode``):
 
-* ``"observed"`` (default): a spot is label 1 when DIALS' test passes on the noisy frame actually
+* ``"snr"`` (default since the sensitivity work): a spot is label 1 when its signal is detectable
+  in principle, whatever its pixel count -- its expected integrated SNR against the local
+  background noise, ``snr_det = I / sqrt(sum max(V, snr_var_floor))`` over its extent (``I`` its
+  expected photons there, ``V`` the noise variance without the spot, floored at 1 photon^2 per
+  pixel so that a spot on an empty photon-counting background needs >= 6 photons in one pixel),
+  is at least ``snr_peak`` (6); 255 when it lies between
+  ``snr_ignore`` (4) and ``snr_peak`` (a noise draw decides whether such a spot shows: the frame
+  cannot say); 0 below (:func:`snr_classes`).  No peak finder's opinion enters: one-pixel spots
+  of SNR >= 6 are peaks, broad faint spots of SNR < 4 background.  Spots whose labelled pixels
+  touch a brighter peak's are *merged* (one connected component: the truth lists the brightest).
+* ``"observed"``: a spot is label 1 when DIALS' test passes on the noisy frame actually
   written (:mod:`.observed`); spots visible in expectation (below) that this noise draw hides,
   and spots of expected SNR >= 6 that the test misses (broad, elongated), are 255; everything
   else 0.  Labels are then a function of the pixels the network sees.
@@ -61,8 +71,9 @@ BACKGROUND, PEAK, ARTIFACT, IGNORE = 0, 1, 2, 255
 
 @dataclass
 class LabelRule:
-    """Label thresholds (module doc).  ``mode`` ``"observed"`` (default): peak labels from the DIALS
-    test on the written frame (:mod:`.observed`); ``"expected"``: from expected values only."""
+    """Label thresholds (module doc).  ``mode`` ``"snr"`` (default): a peak is a spot of expected
+    integrated SNR >= ``snr_peak``; ``"observed"``: peak labels from the DIALS test on the written
+    frame (:mod:`.observed`); ``"expected"``: DIALS' test from expected values only."""
 
     k_strong: float = 3.0
     k_weak: float = 2.0
@@ -80,7 +91,7 @@ class LabelRule:
     peak_band_k: float = 1.0  # 255 around label-1 spots where the spot's photons >= this many sigma (0 = no band)
     beamstop_k: float = 1.0  # shadow is label 2 where the blocked photons >= this many sigma
     global_threshold: float = 0.0  # photons a strong pixel must reach (DIALS global_threshold)
-    mode: str = "observed"
+    mode: str = "snr"
     min_spot_size: int = 3  # observed mode: DIALS min_spot_size
     max_spot_size: int = 1000
     observed_sigma_background: float = 6.0  # DIALS' defaults for the test on the written frame
@@ -91,6 +102,9 @@ class LabelRule:
     unpassed_visible_ignored: bool = True  # observed mode: spots visible in expectation that DIALS misses are 255 (else 0)
     cspad_min_spot_size: int = 2  # CSPAD-like detectors: DIALS min_spot_size 2 ...
     cspad_global_threshold: float = 4.0  # ... global_threshold 100 ADU at gain 25 = 4 photons
+    snr_peak: float = 6.0  # snr mode: label 1 from this expected integrated SNR on
+    snr_ignore: float = 4.0  # snr mode: 255 from this SNR up to snr_peak
+    snr_var_floor: float = 1.0  # snr mode: noise variance per pixel at least this (photons^2)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +152,7 @@ class SpotStats:
     extent: list
     band: list = None  # per patch group: (m', K*K) bool, pixels around the extent still >= peak_band_k sigma
     cls_expected: np.ndarray = None  # observed mode: the class from expected values
+    snr_det: np.ndarray = None  # expected photons over the background noise of the extent (snr mode's test)
 
 
 def dispersion_index(S: np.ndarray, V: np.ndarray, B: np.ndarray, ok: np.ndarray, idx: np.ndarray, fs_n: int,
@@ -170,7 +185,7 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
     n = patches.n
     out = {k: np.zeros(n, dt) for k, dt in (("n_strong", np.int32), ("npix", np.int32), ("photons", np.float64),
                                              ("snr", np.float64), ("max_photons", np.float64),
-                                             ("dispersion", np.float64))}
+                                             ("dispersion", np.float64), ("snr_det", np.float64))}
     out["fs"] = np.full(n, np.nan)
     out["ss"] = np.full(n, np.nan)
     dispersed = np.ones(n, dtype=bool)
@@ -210,6 +225,7 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
             bands.append(np.zeros_like(extent))
         photons = np.where(extent, S, 0).sum(axis=1, dtype=np.float64)
         var = np.where(extent, V, 0).sum(axis=1, dtype=np.float64)
+        var_det = np.where(extent, np.maximum(V, rule.snr_var_floor), 0).sum(axis=1, dtype=np.float64)
         npix = extent.sum(axis=1)
         r = g.rows
         out["n_strong"][r] = strong.sum(axis=1)
@@ -218,6 +234,7 @@ def spot_stats(patches: SpotPatches, noise_var: np.ndarray, usable: np.ndarray, 
         out["max_photons"][r] = smax
         with np.errstate(invalid="ignore", divide="ignore"):
             out["snr"][r] = np.where(npix > 0, photons / np.sqrt(photons + var), 0.0)
+            out["snr_det"][r] = np.where(npix > 0, photons / np.sqrt(var_det), 0.0)
             w = np.where(extent, S, 0).astype(np.float64)
             wsum = w.sum(axis=1)
             out["fs"][r] = np.where(wsum > 0, (w * (safe % fs_n)).sum(axis=1) / wsum, np.nan)
@@ -286,3 +303,40 @@ def artifact_label_masks(artifact: np.ndarray, other_var: np.ndarray, rule: Labe
 def artifact_label_mask(artifact: np.ndarray, other_var: np.ndarray, rule: LabelRule = LabelRule()) -> np.ndarray:
     """True where artifact scatter stands out of the rest of the noise (see the module doc)."""
     return artifact_label_masks(artifact, other_var, rule)[0]
+
+
+def snr_classes(patches: SpotPatches, stats: SpotStats, rule: LabelRule, shape: tuple) -> tuple:
+    """(cls, merged) per spot in ``snr`` mode (module doc): 1 where the expected integrated SNR is
+    against the background (``stats.snr_det``) is >= ``rule.snr_peak``, 255 from ``rule.snr_ignore``, else 0 (spots without extent 0);
+    ``merged`` True for label-1 spots whose extent is 8-connected to a brighter label-1 spot's
+    (a finder reports the component once: it is listed by its brightest spot)."""
+    from scipy import ndimage
+
+    has = stats.npix > 0
+    cls = np.zeros(patches.n, dtype=np.uint8)
+    cls[has & (stats.snr_det >= rule.snr_ignore)] = IGNORE
+    peak = has & (stats.snr_det >= rule.snr_peak)
+    cls[peak] = PEAK
+    merged = np.zeros(patches.n, dtype=bool)
+    if np.count_nonzero(peak) < 2:
+        return cls, merged
+    size = int(shape[0]) * int(shape[1])
+    painted = np.zeros(size, dtype=bool)
+    top = np.zeros(patches.n, dtype=np.int64)
+    for g, extent, _ in _group_rows(patches, stats):
+        rows = peak[g.rows]
+        if not np.any(rows):
+            continue
+        idx, ext, val = g.index[rows], extent[rows], g.value[rows]
+        painted[idx[ext]] = True
+        best = np.argmax(np.where(ext, val, -1.0), axis=1)
+        top[g.rows[rows]] = idx[np.arange(len(idx)), best]
+    comp, _ = ndimage.label(painted.reshape(shape), structure=np.ones((3, 3), dtype=bool))
+    p = np.flatnonzero(peak)
+    group = comp.ravel()[top[p]]
+    sort = np.lexsort((-stats.photons[p], group))
+    order, g_sorted = p[sort], group[sort]
+    first = np.r_[True, g_sorted[1:] != g_sorted[:-1]]
+    merged[order[~first]] = True
+    cls[merged] = IGNORE
+    return cls, merged

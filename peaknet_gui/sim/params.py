@@ -112,10 +112,11 @@ class SimRanges:
     xfel_divergence_mrad: tuple = (0.003, 0.08)  # log
     xfel_mosaicity_deg: tuple = (0.005, 0.08)  # log
     xfel_bandwidth: tuple = (1e-4, 1.5e-3)  # log, RMS (SASE ~0.2-0.4 % FWHM)
+    xfel: bool = False  # the xfel_* ranges on every detector (XFEL stills on a Rayonix, Eiger, Pilatus), not only CSPAD
 
     def for_detector(self, det: DetectorModel) -> "SimRanges":
-        """The ranges used on ``det``: the ``xfel_*`` ones on CSPAD-like detectors."""
-        if det.kind != CSPAD:
+        """The ranges used on ``det``: the ``xfel_*`` ones on CSPAD-like detectors (on all with ``xfel``)."""
+        if det.kind != CSPAD and not self.xfel:
             return self
         import dataclasses
 
@@ -188,7 +189,7 @@ def draw_crystals(rng: np.random.Generator, r: SimRanges, strength_scale: float 
 
 def draw_spot_shape(rng: np.random.Generator, r: SimRanges, det: DetectorModel) -> SpotShape:
     lo, hi = r.sigma_px
-    xfel = det.kind == CSPAD  # XFEL micro-crystals on small pixels: mostly sharp, compact spots
+    xfel = det.kind == CSPAD or r.xfel  # XFEL micro-crystals on small pixels: mostly sharp, compact spots
     if xfel:
         lo, hi = r.xfel_sigma_px if rng.random() < r.xfel_p_small else (r.xfel_sigma_px[1], 1.2)
     # real thaumatin spots are elongated ~1.6x along fs (a beam wider than high): "fixed" along a

@@ -1,0 +1,243 @@
+"""Hot and dead pixels found from the run itself (Cheetah/OM-style running statistics).
+
+A stuck-high pixel looks like a one-pixel Bragg spot in any one frame; only the run shows it is
+always there.  :class:`HotPixelTracker` keeps, per pixel, how many frames showed it as a *lone
+bright pixel*: it stands ``k_lone`` noise units above every one of its 8 neighbours while those
+neighbours hold no spread of its signal (the brightest neighbour's excess over the neighbours'
+median is at most ``spread_fraction`` of the pixel's own).  A Bragg spot sits at one place in a
+few frames at most (serial crystallography: one orientation per shot; a rotation series moves
+it within a few frames), a hot pixel in every frame: a pixel flagged in at least ``min_fraction``
+of ``min_frames`` or more frames is **hot**.  A pixel that reads the same value in every frame
+while its neighbours' mean stands ``k_dead`` noise units above it is **dead**.  The noise unit
+is the panel's empirical noise scale (:func:`peaknet_gui.model.normalize.panel_stats`: no
+detector gain assumed).
+
+With fewer than ``min_frames`` frames (a single image, the first frames of a live run) the run
+cannot decide; :meth:`HotPixelTracker.mask_for` then falls back to the test one frame allows:
+a lone pixel ``k_single`` noise units above its brightest neighbour while no neighbour stands
+more than ``k_flat`` noise units above the neighbours' median (no spread at all).  A real Bragg spot that falls wholly
+into one pixel and is that bright would be masked by this fallback; a run of frames never is.
+
+The tracker is thread-safe; frames are counted once (by their event) however often they are
+analysed.  Its masks are ``True`` where the pixel is bad, on the frame's data array.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..model.normalize import panel_stats
+
+
+@dataclass
+class HotPixelSettings:
+    """Thresholds of :class:`HotPixelTracker` (module doc)."""
+
+    k_lone: float = 8.0  # a lone pixel stands this many noise units above its brightest neighbour
+    spread_fraction: float = 0.25  # ... whose excess over the neighbours' median is at most this fraction of its own
+    min_frames: int = 5  # frames the run needs before it decides
+    min_fraction: float = 0.5  # a pixel lone-bright in at least this fraction of the frames is hot
+    k_dead: float = 5.0  # a constant pixel this many noise units below its neighbours' mean is dead
+    k_single: float = 200.0  # one-frame fallback: lone pixel this many noise units above its brightest neighbour ...
+    k_flat: float = 5.0  # ... and no neighbour more than this many noise units above the neighbours' median
+
+
+@dataclass
+class HotPixelReport:
+    """What the tracker knows: frames seen, hot and dead pixel counts (None: not decided yet)."""
+
+    frames: int
+    hot: Optional[int]
+    dead: Optional[int]
+
+    def as_dict(self) -> dict:
+        return {"frames": self.frames, "hot_pixels": self.hot, "dead_pixels": self.dead}
+
+
+def _neighbour_stack(x: np.ndarray) -> np.ndarray:
+    """The 8 neighbours of every pixel, (8, H, W); outside the frame -inf."""
+    h, w = x.shape
+    p = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
+    p[1:-1, 1:-1] = x
+    return np.stack([p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx]
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+
+
+def _max_neighbour(x: np.ndarray) -> np.ndarray:
+    h, w = x.shape
+    p = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
+    p[1:-1, 1:-1] = x
+    out = np.full((h, w), -np.inf, dtype=np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                np.maximum(out, p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], out=out)
+    return out
+
+
+def _neighbours_at(x: np.ndarray, ss: np.ndarray, fs: np.ndarray) -> np.ndarray:
+    """(n, 8) neighbour values of the pixels (ss, fs); NaN outside the frame or where ``x`` is NaN."""
+    h, w = x.shape
+    out = np.full((len(ss), 8), np.nan, dtype=np.float32)
+    k = 0
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if not (dy or dx):
+                continue
+            y, xx = ss + dy, fs + dx
+            ok = (y >= 0) & (y < h) & (xx >= 0) & (xx < w)
+            out[ok, k] = x[y[ok], xx[ok]]
+            k += 1
+    return out
+
+
+def noise_scale(data: np.ndarray, usable: np.ndarray) -> float:
+    """The frame's empirical noise unit (median of its rows' neighbour differences, no gain)."""
+    return float(panel_stats(data, usable)[1])
+
+
+def lone_pixels(data: np.ndarray, usable: np.ndarray, k_lone: float, spread_fraction: float,
+                k_flat: Optional[float] = None, noise: Optional[float] = None) -> np.ndarray:
+    """Bool mask of the lone bright pixels of one frame (module doc).  ``k_flat`` set: only those
+    whose neighbours all lie within ``k_flat`` noise units of their median (the one-frame test)."""
+    x = np.where(usable, data, np.nan).astype(np.float32, copy=False)
+    s = noise if noise is not None else noise_scale(data, usable)
+    s = max(float(s), 1e-12)
+    filled = np.where(usable, x, -np.inf).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        cand = usable & (filled - _max_neighbour(filled) > k_lone * s)
+    ss, fs = np.nonzero(cand)
+    out = np.zeros(data.shape, dtype=bool)
+    if len(ss) == 0:
+        return out
+    nb = _neighbours_at(x, ss, fs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(nb, axis=1)
+        top = np.nanmax(nb, axis=1)
+    v = x[ss, fs]
+    excess = v - med
+    keep = np.isfinite(med) & (top - med <= spread_fraction * excess)
+    if k_flat is not None:
+        keep &= top - med <= k_flat * s
+    out[ss[keep], fs[keep]] = True
+    return out
+
+
+class HotPixelTracker:
+    """Running per-pixel statistics of a run (module doc)."""
+
+    def __init__(self, settings: Optional[HotPixelSettings] = None):
+        self.settings = settings or HotPixelSettings()
+        self._lock = threading.Lock()
+        self._seen: set = set()
+        self._shape: Optional[tuple] = None
+        self._count = None  # frames each pixel was lone-bright in
+        self._first = None  # first frame's values (dead-pixel test)
+        self._changed = None  # the pixel's value changed since the first frame
+        self._sum = None  # sum over frames (neighbours' mean for the dead-pixel test)
+        self._usable = None  # usable in every frame seen
+        self._noise = []
+        self._frames = 0
+        self._mask: Optional[np.ndarray] = None  # cached decision (None: recompute)
+        self._report = HotPixelReport(0, None, None)
+
+    # --- statistics ---------------------------------------------------------------------------------
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    @property
+    def ready(self) -> bool:
+        """Whether the run has shown enough frames to decide."""
+        return self._frames >= self.settings.min_frames
+
+    def update(self, data: np.ndarray, bad: Optional[np.ndarray] = None, key=None) -> bool:
+        """Count one frame (``key``: its event, counted once); False when it was not counted
+        (seen before, or of another shape than the run's first frame)."""
+        data = np.asarray(data)
+        if data.ndim != 2:
+            return False
+        with self._lock:
+            if key is not None and key in self._seen:
+                return False
+            if self._shape is not None and data.shape != self._shape:
+                return False
+        usable = np.isfinite(data) if bad is None else (~np.asarray(bad, dtype=bool) & np.isfinite(data))
+        s = noise_scale(data, usable)
+        lone = lone_pixels(data, usable, self.settings.k_lone, self.settings.spread_fraction, noise=s)
+        x = np.where(usable, data, 0).astype(np.float32)
+        with self._lock:
+            if key is not None:
+                if key in self._seen:
+                    return False
+                self._seen.add(key)
+            if self._shape is None:
+                self._shape = data.shape
+                self._count = np.zeros(data.shape, dtype=np.uint16)
+                self._first = x.copy()
+                self._changed = np.zeros(data.shape, dtype=bool)
+                self._sum = np.zeros(data.shape, dtype=np.float32)
+                self._usable = usable.copy()
+            elif data.shape != self._shape:
+                return False
+            if self._count.max(initial=0) < np.iinfo(np.uint16).max:
+                self._count += lone
+            self._changed |= x != self._first
+            self._sum += x
+            self._usable &= usable
+            self._noise.append(s)
+            self._frames += 1
+            self._mask = None
+        return True
+
+    def _decide(self) -> np.ndarray:
+        st = self.settings
+        n = self._frames
+        hot = self._count >= max(2, int(np.ceil(st.min_fraction * n)))
+        mean = self._sum / n
+        u = self._usable
+        nb = _neighbour_stack(np.where(u, mean, np.nan).astype(np.float32))
+        nb[~np.isfinite(nb)] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            nb_mean = np.nanmean(nb, axis=0)
+        s = float(np.median(self._noise)) if self._noise else 1.0
+        with np.errstate(invalid="ignore"):
+            dead = u & ~self._changed & np.isfinite(nb_mean) & (nb_mean - self._first > st.k_dead * s)
+        self._report = HotPixelReport(n, int(hot.sum()), int(dead.sum()))
+        return hot | dead
+
+    # --- masks --------------------------------------------------------------------------------------
+    def run_mask(self) -> Optional[np.ndarray]:
+        """The run's hot and dead pixels, or None while fewer than ``min_frames`` frames were seen."""
+        with self._lock:
+            if not self.ready:
+                return None
+            if self._mask is None:
+                self._mask = self._decide()
+            return self._mask
+
+    def mask_for(self, data: np.ndarray, bad: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        """The pixels to treat as bad in this frame: the run's decision once it can make one,
+        else the one-frame test (module doc); None when nothing is flagged."""
+        m = self.run_mask()
+        if m is not None and m.shape == np.shape(data):
+            return m if m.any() else None
+        data = np.asarray(data)
+        if data.ndim != 2:
+            return None
+        usable = np.isfinite(data) if bad is None else (~np.asarray(bad, dtype=bool) & np.isfinite(data))
+        st = self.settings
+        lone = lone_pixels(data, usable, st.k_single, st.spread_fraction, k_flat=st.k_flat)
+        return lone if lone.any() else None
+
+    def report(self) -> HotPixelReport:
+        self.run_mask()
+        with self._lock:
+            return self._report if self.ready else HotPixelReport(self._frames, None, None)

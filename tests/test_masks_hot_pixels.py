@@ -1,0 +1,119 @@
+"""Hot and dead pixels from the run's own statistics, and the one-frame fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peaknet_gui.frame import EventId, Frame
+from peaknet_gui.masks.hot_pixels import HotPixelSettings, HotPixelTracker, lone_pixels
+from peaknet_gui.pipeline.analyzer import FrameAnalyzer
+from peaknet_gui.pipeline.settings import FinderSettings
+
+SHAPE = (160, 200)
+HOT = [(20, 30), (100, 150), (140, 10)]
+DEAD = (60, 60)
+
+
+def _spot(img, ss, fs, photons, sigma=0.6):
+    y, x = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    g = np.exp(-0.5 * ((x - fs) ** 2 + (y - ss) ** 2) / sigma**2)
+    img += photons * g / g.sum()
+
+
+def _frame(k: int, hot=True, spots=8, background=48.0, gain=1.0):
+    """A counting-detector frame with ~48 photons of background, Bragg spots at new places each
+    frame, hot pixels at the same places (43,152 counts) and one dead pixel (0)."""
+    rng = np.random.default_rng(100 + k)
+    expected = np.full(SHAPE, background)
+    for _ in range(spots):
+        _spot(expected, rng.uniform(5, SHAPE[0] - 5), rng.uniform(5, SHAPE[1] - 5), rng.uniform(300, 3000))
+    data = rng.poisson(expected).astype(np.float32) * gain
+    if hot:
+        for ss, fs in HOT:
+            data[ss, fs] = 43152
+        data[DEAD] = 0
+    return Frame(data=data, event=EventId("run.h5", k), serial=k)
+
+
+def test_tracker_finds_hot_and_dead_pixels_not_bragg_spots():
+    t = HotPixelTracker()
+    for k in range(4):
+        t.update(_frame(k).data, key=("run", k))
+    assert t.run_mask() is None and not t.ready  # fewer than min_frames: the run cannot decide
+    for k in range(4, 12):
+        t.update(_frame(k).data, key=("run", k))
+    t.update(_frame(3).data, key=("run", 3))  # seen before: not counted again
+    assert t.frames == 12
+    m = t.run_mask()
+    assert m is not None
+    flagged = set(zip(*np.nonzero(m)))
+    assert flagged == set(HOT) | {DEAD}
+    rep = t.report()
+    assert (rep.hot, rep.dead, rep.frames) == (3, 1, 12)
+
+
+def test_tracker_is_gain_free():
+    t = HotPixelTracker()
+    for k in range(8):
+        f = _frame(k, gain=25.0)
+        f.data[tuple(np.array(HOT).T)] = 43152 * 25.0
+        t.update(f.data + 1000.0, key=k)  # gain 25 and an offset
+    assert set(zip(*np.nonzero(t.run_mask()))) == set(HOT) | {DEAD}
+
+
+def test_one_frame_fallback_masks_lone_hot_pixel_keeps_sharp_spot():
+    f = _frame(0, spots=0)
+    _spot(f.data, 80.3, 90.2, 20000.0, sigma=0.35)  # a bright, sharp Bragg spot (Poisson-free here)
+    m = HotPixelTracker().mask_for(f.data)
+    assert m is not None
+    assert set(zip(*np.nonzero(m))) == set(HOT)  # the dead pixel needs a run; the spot is not lone
+    # one frame's lone-pixel test cannot tell such a spot from a hot pixel; the run can: the spot
+    # is in one frame of eight, the hot pixels in all
+    assert lone_pixels(f.data, np.ones(SHAPE, bool), 8.0, 0.25)[80, 90]
+    t = HotPixelTracker()
+    t.update(f.data, key="spot")
+    for k in range(1, 8):
+        t.update(_frame(k).data, key=k)
+    assert not t.run_mask()[80, 90] and all(t.run_mask()[h] for h in HOT)
+
+
+def test_no_flags_on_clean_run():
+    t = HotPixelTracker()
+    for k in range(10):
+        t.update(_frame(k, hot=False).data, key=k)
+    assert not t.run_mask().any()
+    assert t.mask_for(_frame(20, hot=False).data) is None
+
+
+def test_analyzer_never_reports_hot_pixels_and_masks_them():
+    """peakfinder8 (no model needed) on frames with hot pixels: after the run's statistics, no
+    peak sits on a hot pixel and the auto-mask holds them; without the tracker they are peaks."""
+    frames = [_frame(k) for k in range(8)]
+    finder = FinderSettings(min_peaks_for_hit=1, pf8_min_pixels=1)
+    off = FrameAnalyzer(algorithm="peakfinder8", finder=finder, hot_pixels=False)
+    res_off = off.analyze([_frame(0)])[0]
+    near = lambda r: [(round(s), round(f)) for f, s in zip(r.peaks.fs, r.peaks.ss)]
+    assert set(HOT) & set(near(res_off))  # the classical finder takes hot pixels for peaks
+    on = FrameAnalyzer(algorithm="peakfinder8", finder=finder)
+    results = on.analyze(frames)
+    for r in results:
+        assert not set(HOT) & set(near(r))
+        for ss, fs in HOT:
+            assert r.artifact_mask[ss, fs]
+    # the same frames found again later carry the run's decision, dead pixel included
+    again = on.analyze([_frame(3)])[0]
+    assert again.artifact_mask[DEAD]
+    assert on.hot_pixels.report().hot == 3
+    on.reset_hot_pixels()
+    assert on.hot_pixels.frames == 0
+
+
+@pytest.mark.parametrize("min_frames", [3, 5])
+def test_settings_min_frames(min_frames):
+    t = HotPixelTracker(HotPixelSettings(min_frames=min_frames))
+    for k in range(min_frames - 1):
+        t.update(_frame(k).data, key=k)
+    assert not t.ready
+    t.update(_frame(99).data, key=99)
+    assert t.ready
