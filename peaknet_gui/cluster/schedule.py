@@ -45,6 +45,7 @@ class Schedule:
         self._next_new = 0  # position in indices of the next never-handed-out frame
         self._retries: "collections.deque[_Retry]" = collections.deque()
         self._tried: dict = {}  # seq -> ranks that failed to read it
+        self._reasons: dict = {}  # seq -> their messages, distinct, in order
         self._buffer: dict = {}  # seq -> CompactResult | Skipped
         self.next_seq = 0  # next seq to write
         self.retried = 0
@@ -104,11 +105,14 @@ class Schedule:
         False when it is skipped (every live worker tried)."""
         tried = self._tried.setdefault(task.seq, set())
         tried.add(rank)
+        reasons = self._reasons.setdefault(task.seq, [])
+        if message not in reasons:
+            reasons.append(message)
         if live_ranks - tried and len(tried) < 2:
             self._retries.append(_Retry(task, set(tried)))
             self.reread += 1
             return True
-        self.deliver(Skipped(task, message))
+        self.deliver(Skipped(task, "; ".join(reasons)))  # one reason when every worker saw the same
         return False
 
     def deliver(self, item) -> None:
@@ -117,6 +121,7 @@ class Schedule:
         if seq < self.next_seq or seq in self._buffer:
             return
         self._tried.pop(seq, None)
+        self._reasons.pop(seq, None)
         self._buffer[seq] = item
 
     def ready(self) -> list:
