@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+REAL = Path(os.environ.get("PEAKNET_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 CATEGORIES = ("ok", "clean", "skipped", "silent", "crashed")
 
 

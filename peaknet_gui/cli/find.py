@@ -235,5 +235,5 @@ def _skipped_inputs(source) -> list:
     """(path, reason) of the files the source could not read (warned about here, once)."""
     out = [(str(p), str(r)) for p, r in getattr(source, "skipped", [])]
     for p, r in out:
-        log.warning("skipping %s: %s", p, r)
+        log.warning("skipping %s", r if r.startswith(p) else f"{p}: {r}")
     return out

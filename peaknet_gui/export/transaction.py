@@ -261,9 +261,10 @@ class OutputTransaction:
         t = self.target
         new = [p for p in self.stage.iterdir() if not p.name.startswith(".")]
         names = {p.name for p in new}
+        previous = previous_manifest_names(t)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(t / SUMMARY)  # no manifest claims a set while files change
-        for n in previous_manifest_names(t, self.stage):
+        for n in previous:
             if n not in names and n in self.set_names:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(t / n)
@@ -301,7 +302,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def previous_manifest_names(folder: Path, *_ignored) -> list:
+def previous_manifest_names(folder: Path) -> list:
     """File names the ``summary.json`` manifest in ``folder`` lists (empty when none)."""
     import json
 
