@@ -81,8 +81,11 @@ def register(sub) -> None:
     g.add_argument("--work-dir", help="keep indexamajig's files here (default: a new temporary folder)")
     g.add_argument("--candidate-threshold", type=float,
                    help="peakfinder8 threshold of the candidate list (default: median + 2 robust sigmas of each frame)")
-    g.add_argument("--candidate-min-snr", type=float, default=4.0, help="(default: %(default)s)")
-    g.add_argument("--candidate-min-pix", type=int, default=1, help="(default: %(default)s)")
+    g.add_argument("--candidate-min-snr", type=float, default=5.0, help="(default: %(default)s)")
+    g.add_argument("--candidate-min-pix", type=int, default=2, help="(default: %(default)s)")
+    g.add_argument("--reuse", action="store_true",
+                   help="with --work-dir: reuse the indexamajig streams and peaknet find output a previous run left there "
+                   "(re-score with another --radius or --min-i-sigma without indexing again)")
     p.set_defaults(func=run)
 
 

@@ -2,7 +2,7 @@
 
 1. Each frame is written for indexamajig (:mod:`.frames`) and indexed (xgandalf, the cell) from
    a generous candidate list: CrystFEL's own peakfinder8 with low thresholds (``--threshold``
-   "auto" = the frame's median + 2 robust sigmas, ``--min-snr`` 4, ``--min-pix-count`` 1 by
+   "auto" = the frame's median + 2 robust sigmas, ``--min-snr`` 5, ``--min-pix-count`` 2 by
    default) -- a finder that is none of the ones scored.
 2. The reflections the lattice predicts on the detector and integrates with I/sigma(I) >= 3
    (``--min-i-sigma``) are the truth (:mod:`.streamrefl`).
@@ -46,21 +46,23 @@ class FrameTruth:
 @dataclass
 class CandidateSettings:
     threshold: Optional[float] = None  # None: auto (median + 2 robust sigmas)
-    min_snr: float = 4.0
-    min_pix_count: int = 1
+    min_snr: float = 5.0
+    min_pix_count: int = 2
     local_bg_radius: int = 3
 
 
 def index_frames(frames: List[PreparedFrame], cell_path: str, workdir: Path, cand: CandidateSettings,
-                 threads: int = 2) -> Dict[str, tuple]:
-    """name -> (FrameTruth, candidate peak positions (n, 2) data coords)."""
+                 threads: int = 2, reuse: bool = False) -> Dict[str, tuple]:
+    """name -> (FrameTruth, candidate peak positions (n, 2) data coords).  ``reuse``: read the
+    streams a previous run left in ``workdir`` instead of indexing again."""
     out: Dict[str, tuple] = {}
     for k, fr in enumerate(frames):
         thr = cand.threshold if cand.threshold is not None else fr.median + 2.0 * fr.noise
         job = IndexamajigJob([fr.input_line], fr.geometry_path, str(workdir / f"index_{k:03d}.stream"), cell=cell_path,
                              threshold=thr, min_snr=cand.min_snr, min_pix_count=cand.min_pix_count,
                              local_bg_radius=cand.local_bg_radius, threads=threads)
-        chunks = read_chunks(run_indexamajig(job))
+        stream = Path(job.out_stream)
+        chunks = read_chunks(stream if reuse and stream.exists() else run_indexamajig(job))
         if not chunks:
             out[fr.name] = (FrameTruth(fr.name, False, 0), np.zeros((0, 2)))
             continue
@@ -75,11 +77,14 @@ def index_frames(frames: List[PreparedFrame], cell_path: str, workdir: Path, can
 
 
 def peaknet_peaks(sources: List[str], workdir: Path, *, geom: Optional[str] = None, weights: Optional[str] = None,
-                  algorithm: str = "peaknet", extra: Optional[list] = None) -> Dict[str, np.ndarray]:
+                  algorithm: str = "peaknet", extra: Optional[list] = None, reuse: bool = False) -> Dict[str, np.ndarray]:
     """frame file name -> (n, 2) peaks of ``peaknet find`` (run as a subprocess, defaults)."""
     from ..export.stream_reader import read_stream
 
     out_dir = workdir / f"find_{algorithm}"
+    if reuse and sorted(out_dir.glob("*.stream")):
+        return {Path(ch.filename).name: np.stack([np.asarray(ch.peaks.fs, float), np.asarray(ch.peaks.ss, float)], axis=1)
+                for ch in read_stream(sorted(out_dir.glob("*.stream"))[0])}
     cmd = [sys.executable, "-m", "peaknet_gui.cli.main", "find", *sources, "--out", str(out_dir), "--formats", "stream",
            "--min-peaks", "0", "--no-progress", "--algorithm", algorithm, "--device", "cpu"]
     if geom:
@@ -177,9 +182,10 @@ def run_lattice(args) -> int:
         raise InputError("--lattice: give single-frame files (a file held several frames)")
     cand = CandidateSettings(threshold=args.candidate_threshold, min_snr=args.candidate_min_snr,
                              min_pix_count=args.candidate_min_pix)
-    truth = index_frames(frames, cell_path, work, cand, threads=max(1, args.threads))
+    reuse = bool(getattr(args, "reuse", False))
+    truth = index_frames(frames, cell_path, work, cand, threads=max(1, args.threads), reuse=reuse)
     finders: Dict[str, Dict[str, np.ndarray]] = {}
-    finders["peaknet"] = peaknet_peaks([str(p) for p in paths], work, geom=args.geom, weights=args.weights)
+    finders["peaknet"] = peaknet_peaks([str(p) for p in paths], work, geom=args.geom, weights=args.weights, reuse=reuse)
     dials = spot_list_peaks(paths, geometry)
     if dials:
         finders["spot lists"] = dials
