@@ -25,6 +25,7 @@ import _fault_matrix as fm
 from _sources_files import write_cxi
 
 from peaknet_gui.cli.main import main
+from peaknet_gui.errors import ExportError
 from peaknet_gui.export import transaction as tx
 from peaknet_gui.export.transaction import OutputTransaction, clean_stale, sha256_of
 
@@ -325,3 +326,42 @@ def test_a_bad_file_among_good_ones_is_listed_and_the_exit_status_says_so(tmp_pa
         doc = set_is_valid(out)
         assert [Path(s["input"]).name for s in doc["skipped"]] == ["f_9.cxi"]
         assert doc["totals"]["frames"] == 4 and doc["status"] == "complete"
+
+
+# --- the GUI's exports and training use the same mechanism ------------------------------------------
+
+def test_gui_frame_mask_export_is_one_transaction(tmp_path):
+    from peaknet_gui.export.lock import OutputLock
+    from peaknet_gui.gui.exports import write_frame_mask
+    from peaknet_gui.sources import open_run
+
+    run = small_run(tmp_path / "run.cxi", n=1)
+    with open_run(str(run)) as src:
+        frame = src[0]
+    out = tmp_path / "masks" / "m.h5"
+    mask, geom = write_frame_mask(out, frame, None)
+    assert mask.exists() and geom.exists() and str(mask) in geom.read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.geom", "m.h5"]
+    with OutputLock(out):
+        with pytest.raises(ExportError, match="another run is writing"):
+            write_frame_mask(out, frame, None)
+
+
+def test_gui_export_into_a_locked_directory_is_refused(tmp_path):
+    from peaknet_gui.export.lock import OutputLock
+    from peaknet_gui.export.session import ExportSession
+
+    with OutputLock(tmp_path / "out"):
+        with pytest.raises(ExportError, match="another run is writing this output"):
+            ExportSession(tmp_path / "out")
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_training_into_a_locked_directory_is_refused(tmp_path, capsys):
+    from peaknet_gui.export.lock import OutputLock
+
+    out = tmp_path / "train"
+    with OutputLock(out):
+        rc = main(["train", "--data", str(small_run(tmp_path / "r.cxi", n=2)), "--out", str(out), "--steps", "1",
+                   "--device", "cpu", "--no-progress"])
+    assert rc == 2 and "another run is writing this output" in capsys.readouterr().err

@@ -56,6 +56,33 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _train_locked(train, s):
+    """``train(s)`` holding the output directory's lock (a second training into the same --out is
+    refused), after removing the temporary checkpoint files of killed runs; a failed write (no
+    space, I/O error) is one line naming the directory (the previous checkpoint stays: they are
+    written atomically)."""
+    import errno
+    import os
+
+    from ..errors import WriteError
+    from ..export.lock import OutputLock
+    from ..export.transaction import clean_stale, os_error_message
+
+    out = os.path.abspath(s.out)
+    with OutputLock(out):
+        clean_stale(out)
+        try:
+            return train(s)
+        except OSError as e:
+            raise WriteError(os_error_message(out, e) + "; the last checkpoint written is kept") from e
+        except RuntimeError as e:  # torch.save reports a failed write as RuntimeError
+            text = " ".join(str(e).split())
+            if "No space left" in text or "file write failed" in text or os.strerror(errno.ENOSPC) in text:
+                raise WriteError(f"{out}: cannot write a checkpoint (no space left on the device); "
+                                 "the last checkpoint written is kept") from e
+            raise
+
+
 def run(args) -> int:
     from ..errors import InputError
     from ..model.train import TrainSettings, train
@@ -76,7 +103,7 @@ def run(args) -> int:
         ckpt_every=args.ckpt_every, pool_size=args.pool_size, pool_refresh=args.pool_refresh, alpha=alpha, amp=not args.no_amp,
         resume=args.resume, progress=not args.no_progress, augment=augment,
     )
-    summary = train(s)
+    summary = _train_locked(train, s)
     print(json.dumps({k: v for k, v in summary.items() if k != "validation"}, indent=2))
     if summary.get("validation"):
         v = summary["validation"]

@@ -3,7 +3,10 @@
 :func:`export_run` runs in an :class:`~.export_dialog.ExportJob` thread: it re-opens the run
 (its own file handles, so the browser keeps reading), analyses the frames with the window's
 settings through :func:`peaknet_gui.pipeline.run.run_analysis` (sharing the already loaded
-model) and writes them with :class:`peaknet_gui.export.session.ExportSession`.
+model) and writes them with :class:`peaknet_gui.export.session.ExportSession` -- a transaction
+(:mod:`peaknet_gui.export.transaction`): the chosen directory gets the whole new set or keeps the
+old one, a second export into it while one runs is refused, unreadable files and frames are
+listed in summary.json ``skipped``.  :func:`write_frame_mask` writes its two files the same way.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ class HitsOnly:
 
     def close(self, *args, **kwargs):
         return self.sink.close(*args, **kwargs)
+
+    def add_skipped(self, *args) -> None:
+        self.sink.add_skipped(*args)
+
+    def abort(self) -> None:
+        self.sink.abort()
 
 
 @dataclass
@@ -127,12 +136,16 @@ def export_run(options: ExportOptions, ctx: dict, progress: Optional[Callable] =
         sink = HitsOnly(session) if options.scope == "hits" else session
         indices = options.indices(len(source))
         if not indices:
+            session.abort()
             raise ExportError(f"no frames in the range {options.first}..{options.last} (the run has {len(source)})")
+        skipped = [(str(p), str(r)) for p, r in getattr(source, "skipped", [])]
+        for p, r in skipped:
+            session.add_skipped(p, None, r)
         summary = run_analysis(source, analyzer, sink, indices=indices, progress=progress, cancel=cancel)
     finally:
         source.close()
     return ExportOutcome(files=dict(session.files), frames=summary.frames, hits=summary.hits,
-                         cancelled=summary.cancelled or summary.interrupted, errors=list(summary.errors),
+                         cancelled=summary.cancelled or summary.interrupted, errors=skipped + list(summary.errors),
                          out_dir=str(options.out_dir))
 
 
@@ -153,16 +166,25 @@ def write_frame_mask(path, frame, result, geometry=None) -> tuple:
     """
     from ..export.frame_values import placeholder_geometry
     from ..export.mask_h5 import MASK_DATASET, mask_geometry, write_mask_h5
+    from ..export.transaction import FileSetTransaction
     from ..geometry.geom_writer import write_geom
 
-    path = Path(path)
+    path = Path(os.path.abspath(path))
     if path.suffix.lower() not in (".h5", ".hdf5"):
         path = path.with_suffix(".h5")
     mask = frame_mask(frame, result)
-    write_mask_h5(path, mask, description=f"auto-mask of {frame.event.lst_line()} by peaknet-gui; 1 = bad, 0 = good; "
-                                          "CrystFEL: mask_good = 0x0, mask_bad = 0x1")
-    geom = geometry if geometry is not None else placeholder_geometry(frame)
-    g, _ = mask_geometry(geom, str(path.resolve()), MASK_DATASET)
     geom_path = path.with_suffix(".geom")
-    write_geom(g, geom_path)
+    txn = FileSetTransaction(path, [geom_path])  # both files or neither; locked; stale temporaries removed
+    txn.begin()
+    try:
+        txn.ensure_space(3 * mask.size, path)
+        write_mask_h5(txn.staged(path), mask, description=f"auto-mask of {frame.event.lst_line()} by peaknet-gui; "
+                                                          "1 = bad, 0 = good; CrystFEL: mask_good = 0x0, mask_bad = 0x1")
+        geom = geometry if geometry is not None else placeholder_geometry(frame)
+        g, _ = mask_geometry(geom, str(path), MASK_DATASET)
+        write_geom(g, txn.staged(geom_path))
+    except BaseException:
+        txn.abort()
+        raise
+    txn.commit()
     return path, geom_path
