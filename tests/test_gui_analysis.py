@@ -55,6 +55,14 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
         raw = w.worker._results.get(0).result  # the cached result with the class probabilities
         assert raw.peak_prob is not None
         frame = w.worker.cached_frame(0)
+        # the demo's 67 hot pixels (43,152 counts, same place in every frame) are learnt from the
+        # frames read at run open: masked, never circled, shown in Frame info
+        hot = w.worker.analyzer.hot_pixels.run_mask()
+        assert hot is not None and int(hot.sum()) == 67 and raw.hot_pixels == 67
+        assert w.docks["info"].labels["hot"].text() == "67 (masked)"
+        assert raw.artifact_mask[hot].all()
+        on_hot = hot[np.rint(raw.peaks.ss).astype(int), np.rint(raw.peaks.fs).astype(int)]
+        assert not on_hot.any()
         peaks_dock, mask_dock = w.docks["peaks"], w.docks["mask"]
 
         def set_peak_threshold(v):

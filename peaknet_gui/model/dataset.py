@@ -69,6 +69,7 @@ class TruthPeaks:
     snr: Optional[np.ndarray] = None
     marginal_fs: Optional[np.ndarray] = None
     marginal_ss: Optional[np.ndarray] = None
+    npix: Optional[np.ndarray] = None  # labelled pixels of each peak (peakNPixels)
 
 
 class LabelledRun:
@@ -151,13 +152,14 @@ class LabelledRun:
         fs = np.asarray(r["peakXPosRaw"][i, :n], dtype=np.float64)
         ss = np.asarray(r["peakYPosRaw"][i, :n], dtype=np.float64)
         snr = np.asarray(r["peakSNR"][i, :n], dtype=np.float64) if "peakSNR" in r else None
+        npix = np.asarray(r["peakNPixels"][i, :n], dtype=np.float64) if "peakNPixels" in r else None
         mfs = mss = None
         sim = self._f.get(SIM)
         if sim is not None and "nMarginal" in sim:
             k = int(sim["nMarginal"][i])
             mfs = np.asarray(sim["marginalXPosRaw"][i, :k], dtype=np.float64)
             mss = np.asarray(sim["marginalYPosRaw"][i, :k], dtype=np.float64)
-        return TruthPeaks(fs, ss, snr, mfs, mss)
+        return TruthPeaks(fs, ss, snr, mfs, mss, npix)
 
     def close(self) -> None:
         try:

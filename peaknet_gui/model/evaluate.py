@@ -118,6 +118,8 @@ class Scores:
     peaks_found: int = 0
     peaks_per_frame: list = field(default_factory=list)
     per_frame: list = field(default_factory=list)
+    by_size: dict = field(default_factory=dict)  # truth pixel-count bin -> [total, found]
+    by_snr: dict = field(default_factory=dict)  # truth SNR bin -> [total, found]
 
     def add_pixels(self, pred: np.ndarray, labels: np.ndarray, usable: np.ndarray) -> None:
         lab = labels != 255
@@ -134,7 +136,7 @@ class Scores:
             self.clean_pixels += np.count_nonzero(usable & lab)
 
     def add_peaks(self, found_xy: np.ndarray, ref_xy: np.ndarray, ref_snr: Optional[np.ndarray], radius: float,
-                  name: str = "", marginal_xy: Optional[np.ndarray] = None) -> dict:
+                  name: str = "", marginal_xy: Optional[np.ndarray] = None, ref_npix: Optional[np.ndarray] = None) -> dict:
         m = match_peaks(found_xy, ref_xy, radius)
         fp = m.fp
         n_marginal = 0
@@ -162,6 +164,12 @@ class Scores:
             self.strong_found += int((matched & strong).sum())
             rec["strong"] = int(strong.sum())
             rec["strong_found"] = int((matched & strong).sum())
+            _add_binned(self.by_snr, ref_snr, matched, SNR_BINS)
+        if ref_npix is not None and len(ref_npix) == len(ref_xy):
+            matched = np.zeros(len(ref_xy), dtype=bool)
+            if len(m.pairs):
+                matched[m.pairs[:, 1]] = True
+            _add_binned(self.by_size, ref_npix, matched, SIZE_BINS)
         self.per_frame.append(rec)
         return rec
 
@@ -181,11 +189,28 @@ class Scores:
             r6 = self.strong_found / self.strong_total
             d.update(peak_recall_snr6=r6, peak_f1_snr6=2 * prec * r6 / (prec + r6) if prec + r6 else 0.0,
                      strong_peaks=self.strong_total)
+        for key, counts in (("recall_by_size", self.by_size), ("recall_by_snr", self.by_snr)):
+            if counts:
+                d[key] = {k: {"recall": f / t if t else float("nan"), "peaks": t} for k, (t, f) in counts.items()}
         if self.art_union:
             d["artifact_iou"] = float(self.art_inter / self.art_union)
         if self.clean_pixels:
             d["masked_fraction_clean"] = float(self.clean_masked / self.clean_pixels)
         return d
+
+
+SIZE_BINS = (("1 px", 1, 1), ("2 px", 2, 2), ("3 px", 3, 3), ("4-9 px", 4, 9), (">=10 px", 10, np.inf))
+SNR_BINS = (("<6", -np.inf, 6), ("6-10", 6, 10), ("10-20", 10, 20), ("20-40", 20, 40), (">=40", 40, np.inf))
+
+
+def _add_binned(counts: dict, values: np.ndarray, matched: np.ndarray, bins) -> None:
+    """Add the truth peaks and the found ones among them to ``counts`` by the bins of ``values``
+    (inclusive bounds for pixel counts, [lo, hi) for SNR)."""
+    integer = bins is SIZE_BINS
+    for name, lo, hi in bins:
+        sel = (values >= lo) & (values <= hi) if integer else (values >= lo) & (values < hi)
+        t, f = counts.get(name, (0, 0))
+        counts[name] = (t + int(sel.sum()), f + int((sel & matched).sum()))
 
 
 def _score_of(summary: dict) -> float:
@@ -217,6 +242,7 @@ class FramePeaks:
     on_ignored: Optional[np.ndarray] = None
     ring_radius: Optional[np.ndarray] = None
     found: Optional[PeakList] = None
+    ref_npix: Optional[np.ndarray] = None
 
     def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
         """Which found peaks pass the operating point (confidence, then pixel SNR)."""
@@ -235,7 +261,7 @@ class FramePeaks:
         mxy = self.marginal_xy
         if mxy is not None and self.on_ignored is not None:
             mxy = np.concatenate([mxy, fxy[self.on_ignored[keep]]])
-        return scores.add_peaks(fxy, self.ref_xy, self.ref_snr, radius, self.name, marginal_xy=mxy)
+        return scores.add_peaks(fxy, self.ref_xy, self.ref_snr, radius, self.name, marginal_xy=mxy, ref_npix=self.ref_npix)
 
 
 def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None) -> tuple:
@@ -254,7 +280,8 @@ def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.nd
     ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
     mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
     peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
-                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found)
+                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
+                       ref_npix=truth.npix)
     return peaks, pred, labels, bad
 
 

@@ -357,6 +357,7 @@ class FrameAnalyzer:
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
+            hot_pixels=0 if run_bad is None else int(np.count_nonzero(run_bad)),
             serial=frame.serial,
             event=frame.event,
             peaks=peaks,
@@ -393,6 +394,7 @@ class FrameAnalyzer:
         peaks = filter_peaks(peaks, finder)
         return FrameResult(
             ring_spots=rings,
+            hot_pixels=0 if run_bad is None else int(np.count_nonzero(run_bad)),
             serial=frame.serial,
             event=frame.event,
             peaks=peaks,

@@ -19,7 +19,8 @@ class FrameResult:
     data shape) kept so that thresholds can change without running the model again; they are
     ``None`` for the classical finder.  ``artifact_mask`` is True where a pixel is masked.
     ``ring_spots``: the peaks found on a powder ring (:mod:`peaknet_gui.peaks.rings`), not in
-    ``peaks`` and masked in ``artifact_mask``.
+    ``peaks`` and masked in ``artifact_mask``.  ``hot_pixels``: how many of the run's hot and dead
+    pixels (:mod:`peaknet_gui.masks.hot_pixels`) were masked in this frame.
     """
 
     serial: int
@@ -33,6 +34,7 @@ class FrameResult:
     device: str = "cpu"
     timings_ms: dict = field(default_factory=dict)
     ring_spots: PeakList = field(default_factory=PeakList)
+    hot_pixels: int = 0
 
     @property
     def n_peaks(self) -> int:

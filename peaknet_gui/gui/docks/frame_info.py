@@ -13,6 +13,7 @@ FIELDS = (
     ("file", "File"),
     ("peaks", "Peaks"),
     ("rings", "Ring spots"),
+    ("hot", "Hot pixels"),
     ("hit", "Hit"),
     ("time", "Inference"),
     ("device", "Engine"),
@@ -65,7 +66,7 @@ class FrameInfoDock(QtWidgets.QDockWidget):
         self._set("distance", f"{1e3 * dist:.2f} mm" if dist else "unknown")
         self._set("geometry", geometry_text or ("none" if view.geometry is None else f"{len(view.geometry.panels)} panel(s)"),
                   view.geometry_error or "")
-        for k in ("peaks", "rings", "hit", "time"):
+        for k in ("peaks", "rings", "hot", "hit", "time"):
             self._set(k, "\u2026")
 
     def set_result(self, result) -> None:
@@ -74,6 +75,10 @@ class FrameInfoDock(QtWidgets.QDockWidget):
         self._set("rings", f"{rings} (masked)" if rings else "none",
                   "Peaks crowding on one scattering angle (ice, salt or calibrant powder rings):\n"
                   "not counted as Bragg peaks, masked in the auto-mask")
+        hot = getattr(result, "hot_pixels", 0)
+        self._set("hot", f"{hot} (masked)" if hot else "none",
+                  "Hot and dead pixels found from the run's own statistics (a pixel bright in most frames),\n"
+                  "or in a single frame a lone pixel with no spread into its neighbours: never peaks, masked")
         self.labels["hit"].setText("HIT" if result.hit else "no")
         self.labels["hit"].setStyleSheet("color: #ffaa28;" if result.hit else "")
         t = result.timings_ms
@@ -90,6 +95,7 @@ class FrameInfoDock(QtWidgets.QDockWidget):
     def set_no_result(self, why: str) -> None:
         self._set("peaks", "\u2013")
         self._set("rings", "\u2013")
+        self._set("hot", "\u2013")
         self._set("hit", "\u2013")
         self._set("time", why)
 
