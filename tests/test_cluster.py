@@ -300,6 +300,23 @@ def test_bad_cluster_options_are_usage_errors(sim_run, tmp_path, capsys):
     assert "--workers must be at least 1" in capsys.readouterr().err
 
 
+def test_an_address_that_does_not_answer_is_a_clear_error():
+    import socket
+
+    from peaknet_gui.cluster.connection import check_reachable
+    from peaknet_gui.cluster.options import ClusterError
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    with pytest.raises(ClusterError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}.*ray start --head"):
+        check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(ClusterError, match="HOST:PORT"):
+        check_reachable("headnode")
+    check_reachable("auto")
+
+
 # --- workers with faults (pickled by value into the Ray workers) ----------------------------------------------
 from peaknet_gui.cluster.worker import FrameWorker  # noqa: E402
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Optional
 
 from .options import ClusterError, ClusterOptions
@@ -46,6 +47,7 @@ class RayConnection:
                       configure_logging=False)
         try:
             if o.address:
+                check_reachable(o.address)
                 ray.init(address=o.address, **kwargs)
                 self.description = f"ray at {o.address}"
             else:
@@ -65,6 +67,21 @@ class RayConnection:
                 self.ray.shutdown()
             except Exception as e:  # shutting down must not hide the run's own outcome
                 log.debug("ray.shutdown: %s", e)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ClusterError at once when HOST:PORT does not answer (ray.init would retry for minutes);
+    ``auto`` and ``ray://`` addresses are left to Ray."""
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ClusterError(f"--address {address!r}: give auto or HOST:PORT (the head node's `ray start --head --port`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {e.strerror or e} "
+                           f"(is `ray start --head --port {port}` running on {host}?)") from e
 
 
 def plan_workers(ray, options: ClusterOptions) -> int:
