@@ -293,6 +293,20 @@ def test_no_worker_with_weights_is_a_clear_error(sim_run, tmp_path, monkeypatch,
     assert summary["frames"] == []
 
 
+def test_a_bug_on_every_worker_stops_the_run_as_locally(sim_run, tmp_path, monkeypatch, capsys):
+    """Not an unreadable input: an unexpected exception on both workers ends the run with an
+    error (as it would end a local run), not with every frame quietly skipped."""
+    from peaknet_gui.cluster import driver
+
+    monkeypatch.setattr(driver, "FrameWorker", BuggyWorker)
+    out = beside(sim_run, tmp_path)
+    assert find(sim_run, out, *CLUSTER) == 2
+    err = capsys.readouterr().err
+    assert "RuntimeError: boom" in err and "not a problem of the input" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary.get("status", "complete" if summary.get("complete") else "not") != "complete"
+
+
 def test_bad_cluster_options_are_usage_errors(sim_run, tmp_path, capsys):
     assert find(sim_run, tmp_path / "o", "--follow") == 2
     assert "--follow needs --cluster ray" in capsys.readouterr().err
@@ -325,7 +339,7 @@ class SlowWorker(FrameWorker):
     """Calls take a little longer, so a worker always has frames in flight when it is killed."""
 
     def analyze(self, tasks):
-        time.sleep(0.3)
+        time.sleep(0.15)
         return super().analyze(tasks)
 
 
@@ -357,3 +371,15 @@ class NoWeightsAnywhere(FrameWorker):
 
         self.spec = replace(self.spec, weights="/nonexistent/missing.safetensors")
         return super().setup()
+
+
+class BuggyWorker(FrameWorker):
+    def setup(self):
+        info = super().setup()
+
+        def read(task: FrameTask):
+            raise RuntimeError("boom")
+
+        if self.reader is not None:
+            self.reader.read = read
+        return info

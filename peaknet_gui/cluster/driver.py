@@ -275,7 +275,7 @@ class _Loop:
             return
         except self.ray.exceptions.RayError as e:  # the call itself failed (not the worker)
             for t in call.tasks:
-                self.schedule.failed(t, slot.rank, f"{slot.stats.host or 'worker'}: {_short(e)}", self.pool.live_ranks())
+                self._failed(t, slot.rank, f"worker {slot.rank} ({slot.stats.host or '?'}): {_short(e)}", True)
             return
         finally:
             self.summary.driver_ray_ms += 1e3 * (time.perf_counter() - t0)
@@ -287,7 +287,14 @@ class _Loop:
             self.summary.result_bytes += res.nbytes
             self.schedule.deliver(res)
         for f in reply.failures:
-            self.schedule.failed(f.task, slot.rank, f.message, self.pool.live_ranks())
+            self._failed(f.task, slot.rank, f.message, f.unexpected)
+
+    def _failed(self, task, rank: int, message: str, unexpected: bool) -> None:
+        """A frame failed on worker ``rank``: another worker tries it; when that fails too it is
+        skipped (unreadable) or, for an unexpected error, the run stops as a local run would."""
+        if not self.schedule.failed(task, rank, message, self.pool.live_ranks()) and unexpected:
+            raise ClusterError(f"{task.event.lst_line()}: {message} (not a problem of the input: a bug or a broken "
+                               "installation on the workers; the frames done are kept)")
 
     def _write_ready(self) -> None:
         for item in self.schedule.ready():

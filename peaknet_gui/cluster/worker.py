@@ -46,10 +46,13 @@ class WorkerInfo:
 
 @dataclass
 class FrameFailure:
-    """A frame the worker could not read (or analyse): its task and the message."""
+    """A frame the worker could not read (a PeakNetError: skipped and listed, as in a local run),
+    or, ``unexpected``, could not analyse (any other exception: a bug or a broken install, which
+    stops the run when another worker fails the same way)."""
 
     task: FrameTask
     message: str
+    unexpected: bool = False
 
 
 @dataclass
@@ -143,7 +146,7 @@ class FrameWorker:
         except Exception as e:  # an unexpected failure: the frames not done go back as failures
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
             done = {r.seq for r in packer.results}
-            failures = [FrameFailure(t, f"{self.info.name}: {detail}") for t in tasks if t.seq not in done]
+            failures = [FrameFailure(t, f"{self.info.name}: {detail}", True) for t in tasks if t.seq not in done]
             return WorkerReply(self.rank, packer.results, failures, 1e3 * (time.perf_counter() - t0))
         failures = [FrameFailure(by_line[line], msg) for line, msg in summary.errors if line in by_line]
         return WorkerReply(self.rank, packer.results, failures, 1e3 * (time.perf_counter() - t0))
