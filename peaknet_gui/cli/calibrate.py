@@ -18,7 +18,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import CalibrationError, GeometryError, InputError, WriteError
+from ..errors import CalibrationError, GeometryError, WriteError
 from ..export.transaction import OutputTransaction, os_error_message
 from .argtypes import positive
 

@@ -20,6 +20,7 @@ import threading
 
 from .. import __version__
 from ..errors import PeakNetError, Terminated
+from ..interrupts import deliver
 
 #: subcommand modules, in the order ``peaknet --help`` lists them
 SUBCOMMANDS = ("info", "simulate", "train", "evaluate", "find", "calibrate")
@@ -92,7 +93,7 @@ def stop_signals():
                   file=sys.stderr)
             return
         fired.append(signum)
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        deliver(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())  # after a write in progress
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..export.transaction import FileSetTransaction
+from ..export.fileset import FileSetTransaction
 from .argtypes import positive, positive_int
 
 log = logging.getLogger(__name__)

@@ -53,6 +53,7 @@ from .geom_export import run_cxi_geometry
 from .lst import lst_line, output_path
 from .stream import DEFAULT_BANDWIDTH, StreamChunk, StreamWriter, event_text
 from .summary import FrameRecord, SummaryDocument, write_summary
+from ..interrupts import deferred
 from .textfile import IncrementalText
 from .transaction import OutputTransaction, manifest, os_error_message
 
@@ -183,7 +184,7 @@ class ExportSession:
     def add(self, frame: Frame, result) -> None:
         """Export one analysed frame (``result``: :class:`peaknet_gui.pipeline.result.FrameResult`)."""
         t0 = time.perf_counter()
-        with self._lock:
+        with self._lock, deferred():  # Ctrl-C/SIGTERM wait for the frame to be written whole
             if self._closed:
                 raise ExportError(f"{self.out_dir}: export session already closed")
             if not self._started:
@@ -307,7 +308,7 @@ class ExportSession:
         status = status or ("interrupted" if interrupted else "complete")
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-        with self._lock:
+        with self._lock, deferred():
             if self._closed:
                 return dict(self.files)
             self._closed = True
@@ -345,7 +346,7 @@ class ExportSession:
 
     def abort(self) -> None:
         """Drop everything written (no file is replaced; the previous set stays)."""
-        with self._lock:
+        with self._lock, deferred():
             self._closed = True
             self._txn.release_reserve()  # room for HDF5 to close its file cleanly
             for t in (self._stream_file, self._lst, self._lst_source):

@@ -166,7 +166,7 @@ def write_frame_mask(path, frame, result, geometry=None) -> tuple:
     """
     from ..export.frame_values import placeholder_geometry
     from ..export.mask_h5 import MASK_DATASET, mask_geometry, write_mask_h5
-    from ..export.transaction import FileSetTransaction
+    from ..export.fileset import FileSetTransaction
     from ..geometry.geom_writer import write_geom
 
     path = Path(os.path.abspath(path))
