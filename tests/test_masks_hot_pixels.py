@@ -117,3 +117,19 @@ def test_settings_min_frames(min_frames):
     assert not t.ready
     t.update(_frame(99).data, key=99)
     assert t.ready
+
+
+def test_sampling_after_warmup_and_decision_refresh():
+    t = HotPixelTracker()
+    t.warmup_frames, t.sample_every = 6, 4
+    data = _frame(0).data
+    counted = [t.update(data + k, key=k) for k in range(14)]
+    # the first 6 counted, then every 4th frame offered (offers 8 and 12)
+    assert counted == [True] * 6 + [False, True, False, False, False, True, False, False]
+    assert t.frames == 8
+    first = t.run_mask()
+    assert t.report().frames == 8
+    t.warmup_frames = 100
+    for k in range(14, 30):
+        t.update(_frame(k).data, key=k)
+    assert t.run_mask() is not first and t.report().frames == 24  # remade as the run grew

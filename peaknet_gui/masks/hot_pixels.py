@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -59,25 +60,16 @@ class HotPixelReport:
         return {"frames": self.frames, "hot_pixels": self.hot, "dead_pixels": self.dead}
 
 
-def _neighbour_stack(x: np.ndarray) -> np.ndarray:
-    """The 8 neighbours of every pixel, (8, H, W); outside the frame -inf."""
-    h, w = x.shape
-    p = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
-    p[1:-1, 1:-1] = x
-    return np.stack([p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx]
-                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
-
-
-def _max_neighbour(x: np.ndarray) -> np.ndarray:
-    h, w = x.shape
-    p = np.full((h + 2, w + 2), -np.inf, dtype=np.float32)
-    p[1:-1, 1:-1] = x
-    out = np.full((h, w), -np.inf, dtype=np.float32)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy or dx:
-                np.maximum(out, p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], out=out)
-    return out
+def _box_max(x: np.ndarray) -> np.ndarray:
+    """Maximum over each pixel's 3x3 box (pixels outside the frame left out): two separable passes
+    of shifted maxima (several times faster than ``scipy.ndimage.maximum_filter`` here)."""
+    r = x.copy()
+    np.maximum(r[:, 1:], x[:, :-1], out=r[:, 1:])
+    np.maximum(r[:, :-1], x[:, 1:], out=r[:, :-1])
+    c = r.copy()
+    np.maximum(c[1:], r[:-1], out=c[1:])
+    np.maximum(c[:-1], r[1:], out=c[:-1])
+    return c
 
 
 def _neighbours_at(x: np.ndarray, ss: np.ndarray, fs: np.ndarray) -> np.ndarray:
@@ -104,17 +96,25 @@ def noise_scale(data: np.ndarray, usable: np.ndarray) -> float:
 def lone_pixels(data: np.ndarray, usable: np.ndarray, k_lone: float, spread_fraction: float,
                 k_flat: Optional[float] = None, noise: Optional[float] = None) -> np.ndarray:
     """Bool mask of the lone bright pixels of one frame (module doc).  ``k_flat`` set: only those
-    whose neighbours all lie within ``k_flat`` noise units of their median (the one-frame test)."""
-    x = np.where(usable, data, np.nan).astype(np.float32, copy=False)
+    whose neighbours all lie within ``k_flat`` noise units of their median (the one-frame test).
+
+    A lone pixel is the strict maximum of its 3x3 box, so only local maxima ``k_lone`` noise units
+    above the frame's lowest usable value are examined (one separable maximum filter over the
+    frame, then the 8 neighbours of those few pixels)."""
     s = noise if noise is not None else noise_scale(data, usable)
     s = max(float(s), 1e-12)
-    filled = np.where(usable, x, -np.inf).astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        cand = usable & (filled - _max_neighbour(filled) > k_lone * s)
-    ss, fs = np.nonzero(cand)
-    out = np.zeros(data.shape, dtype=bool)
+    filled = np.asarray(data, dtype=np.float32)
+    filled = np.where(usable & np.isfinite(filled), filled, np.float32(-np.inf))
+    out = np.zeros(filled.shape, dtype=bool)
+    finite = filled[np.isfinite(filled)]
+    if finite.size == 0:
+        return out
+    floor = np.float32(finite.min() + k_lone * s)
+    top3 = _box_max(filled)
+    ss, fs = np.nonzero((filled == top3) & (filled > floor))
     if len(ss) == 0:
         return out
+    x = np.where(np.isfinite(filled), filled, np.float32(np.nan))
     nb = _neighbours_at(x, ss, fs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -122,7 +122,7 @@ def lone_pixels(data: np.ndarray, usable: np.ndarray, k_lone: float, spread_frac
         top = np.nanmax(nb, axis=1)
     v = x[ss, fs]
     excess = v - med
-    keep = np.isfinite(med) & (top - med <= spread_fraction * excess)
+    keep = np.isfinite(med) & (v - top > k_lone * s) & (top - med <= spread_fraction * excess)
     if k_flat is not None:
         keep &= top - med <= k_flat * s
     out[ss[keep], fs[keep]] = True
@@ -130,12 +130,20 @@ def lone_pixels(data: np.ndarray, usable: np.ndarray, k_lone: float, spread_frac
 
 
 class HotPixelTracker:
-    """Running per-pixel statistics of a run (module doc)."""
+    """Running per-pixel statistics of a run (module doc).  After ``warmup_frames`` frames only
+    every ``sample_every``-th frame offered is counted (the statistics are settled by then, and a
+    frame costs a few full-frame passes); the decision is remade when the counted frames grow by a
+    quarter or by 16."""
+
+    warmup_frames = 32
+    sample_every = 8
+    remember_keys = 4096  # events remembered so that a frame analysed twice counts once
 
     def __init__(self, settings: Optional[HotPixelSettings] = None):
         self.settings = settings or HotPixelSettings()
         self._lock = threading.Lock()
-        self._seen: set = set()
+        self._seen: "OrderedDict" = OrderedDict()
+        self._offered = 0
         self._shape: Optional[tuple] = None
         self._count = None  # frames each pixel was lone-bright in
         self._first = None  # first frame's values (dead-pixel test)
@@ -144,7 +152,8 @@ class HotPixelTracker:
         self._usable = None  # usable in every frame seen
         self._noise = []
         self._frames = 0
-        self._mask: Optional[np.ndarray] = None  # cached decision (None: recompute)
+        self._mask: Optional[np.ndarray] = None  # the decision, made at ``_decided_at`` frames
+        self._decided_at = 0
         self._report = HotPixelReport(0, None, None)
 
     # --- statistics ---------------------------------------------------------------------------------
@@ -157,26 +166,35 @@ class HotPixelTracker:
         """Whether the run has shown enough frames to decide."""
         return self._frames >= self.settings.min_frames
 
+    def _claim(self, key, shape) -> bool:
+        """Whether a frame offered with ``key`` is to be counted (lock held)."""
+        if key is not None:
+            if key in self._seen:
+                return False
+            self._seen[key] = None
+            while len(self._seen) > self.remember_keys:
+                self._seen.popitem(last=False)
+        if self._shape is not None and shape != self._shape:
+            return False
+        self._offered += 1
+        if self._frames >= self.warmup_frames and self._offered % self.sample_every:
+            return False
+        return self._frames < np.iinfo(np.uint16).max
+
     def update(self, data: np.ndarray, bad: Optional[np.ndarray] = None, key=None) -> bool:
-        """Count one frame (``key``: its event, counted once); False when it was not counted
-        (seen before, or of another shape than the run's first frame)."""
+        """Offer one frame (``key``: its event, counted once); True when it was counted (False:
+        seen before, of another shape than the run's first frame, or not sampled)."""
         data = np.asarray(data)
         if data.ndim != 2:
             return False
         with self._lock:
-            if key is not None and key in self._seen:
-                return False
-            if self._shape is not None and data.shape != self._shape:
+            if not self._claim(key, data.shape):
                 return False
         usable = np.isfinite(data) if bad is None else (~np.asarray(bad, dtype=bool) & np.isfinite(data))
         s = noise_scale(data, usable)
         lone = lone_pixels(data, usable, self.settings.k_lone, self.settings.spread_fraction, noise=s)
         x = np.where(usable, data, 0).astype(np.float32)
         with self._lock:
-            if key is not None:
-                if key in self._seen:
-                    return False
-                self._seen.add(key)
             if self._shape is None:
                 self._shape = data.shape
                 self._count = np.zeros(data.shape, dtype=np.uint16)
@@ -186,31 +204,38 @@ class HotPixelTracker:
                 self._usable = usable.copy()
             elif data.shape != self._shape:
                 return False
-            if self._count.max(initial=0) < np.iinfo(np.uint16).max:
-                self._count += lone
+            self._count += lone
             self._changed |= x != self._first
             self._sum += x
             self._usable &= usable
             self._noise.append(s)
             self._frames += 1
-            self._mask = None
         return True
 
+    def _stale(self) -> bool:
+        n, d = self._frames, self._decided_at
+        return self._mask is None or (n > d and (n - d >= 16 or n >= d + max(1, d // 4)))
+
     def _decide(self) -> np.ndarray:
+        from scipy import ndimage
+
         st = self.settings
         n = self._frames
         hot = self._count >= max(2, int(np.ceil(st.min_fraction * n)))
-        mean = self._sum / n
         u = self._usable
-        nb = _neighbour_stack(np.where(u, mean, np.nan).astype(np.float32))
-        nb[~np.isfinite(nb)] = np.nan
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            nb_mean = np.nanmean(nb, axis=0)
-        s = float(np.median(self._noise)) if self._noise else 1.0
-        with np.errstate(invalid="ignore"):
-            dead = u & ~self._changed & np.isfinite(nb_mean) & (nb_mean - self._first > st.k_dead * s)
+        const = u & ~self._changed
+        dead = np.zeros_like(hot)
+        if const.any():
+            uf = u.astype(np.float32)
+            mean = np.where(u, self._sum / np.float32(n), np.float32(0))
+            nb_sum = 9 * ndimage.uniform_filter(mean, size=3, mode="constant") - mean
+            nb_cnt = 9 * ndimage.uniform_filter(uf, size=3, mode="constant") - uf
+            s = float(np.median(self._noise)) if self._noise else 1.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nb_mean = nb_sum / nb_cnt
+                dead = const & (nb_cnt > 0.5) & (nb_mean - self._first > st.k_dead * s)
         self._report = HotPixelReport(n, int(hot.sum()), int(dead.sum()))
+        self._decided_at = n
         return hot | dead
 
     # --- masks --------------------------------------------------------------------------------------
@@ -219,7 +244,7 @@ class HotPixelTracker:
         with self._lock:
             if not self.ready:
                 return None
-            if self._mask is None:
+            if self._stale():
                 self._mask = self._decide()
             return self._mask
 
