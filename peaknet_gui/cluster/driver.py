@@ -128,7 +128,7 @@ def run_on_ray(
         with sigterm_as_interrupt(), RayConnection(options) as ray:
             summary.cluster = _describe(ray, options)
             n = plan_workers(ray, options)
-            schedule.window = max(64, 8 * n * options.in_flight * (options.batch or spec.batch_size or 1))
+            schedule.window = max(64, 8 * n * options.in_flight * (options.batch or spec.batch_size or 8))
             pool = WorkerPool(ray, spec, options, worker_class or FrameWorker)
             pool.start(n)
             loop = _Loop(ray, pool, schedule, source, sink, summary, options, progress, cancel, limit,
@@ -179,7 +179,8 @@ class _Loop:
         self.ray, self.pool, self.schedule, self.source, self.sink = ray, pool, schedule, source, sink
         self.summary, self.options, self.progress, self.cancel, self.limit = summary, options, progress, cancel, limit
         self.needs_pixels, self.needs_mask = needs_pixels, needs_mask
-        self.batch = max(1, int(options.batch or spec.batch_size or 1))
+        # frames per call: --batch-size, else the analyzer's default (8 on a GPU: one model batch)
+        self.batch = max(1, int(options.batch or spec.batch_size or (8 if options.gpus_per_worker else 1)))
         self.t_start = time.perf_counter()
         self.last_growth = time.perf_counter()
         self.last_refresh = 0.0
