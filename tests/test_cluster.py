@@ -206,6 +206,41 @@ def test_a_killed_worker_costs_only_time(sim_run, tmp_path, monkeypatch, capsys)
     assert "lost worker" in capsys.readouterr().out
 
 
+def test_sigterm_on_the_driver_stops_the_workers_and_keeps_the_frames_done(sim_run, tmp_path, monkeypatch):
+    from peaknet_gui.cluster import progress
+
+    pids = []
+
+    class TermBar(progress.ClusterProgressBar):
+        def __call__(self, p):
+            super().__call__(p)
+            if p.done == 3 and not pids:
+                pids.extend(w.pid for w in p.workers if w.pid)
+                os.kill(os.getpid(), signal.SIGTERM)  # a batch system's kill of the driver
+
+    monkeypatch.setattr(progress, "ClusterProgressBar", TermBar)
+    out = beside(sim_run, tmp_path)
+    assert find(sim_run, out, *CLUSTER) in (130, 143)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary.get("status", "interrupted" if summary.get("interrupted") else "?") == "interrupted"
+    assert [f["serial"] for f in summary["frames"]] == [0, 1, 2]
+    from peaknet_gui.export.stream_reader import read_stream
+
+    assert len(read_stream(out / "peaks.stream")) == 3
+    with h5py.File(out / "hits.cxi", "r") as f:  # valid, holding the hits among the frames done
+        assert f["/entry_1/data_1/data"].shape[0] == sum(fr["hit"] for fr in summary["frames"])
+    deadline = time.time() + 20
+    alive = set(pids)
+    while alive and time.time() < deadline:  # the workers were killed
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        time.sleep(0.2)
+    assert not alive
+
+
 def test_follow_picks_up_frames_written_while_it_runs(tmp_path, ray_instance, monkeypatch):
     from peaknet_gui.cluster import progress
 
