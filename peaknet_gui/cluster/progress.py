@@ -20,6 +20,8 @@ class ClusterProgressBar:
             return
         if p.total != self.bar.total:
             self.bar.total = p.total
+        if self.bar.n == 0:  # rates from the first worker ready, not from Ray's start-up
+            self.bar.start_t = self.bar._time() - p.elapsed_s
         self.bar.update(1)
         rates = " ".join(f"w{r}:{v:.1f}" for r, v in sorted(p.worker_rates.items()))
         retried = f", retried {p.retried}" if p.retried else ""
