@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Optional
 
 from .options import ClusterError, ClusterOptions
 

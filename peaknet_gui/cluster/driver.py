@@ -111,7 +111,8 @@ def run_on_ray(
 ) -> ClusterSummary:
     """Analyse ``indices`` (default: all) of ``source`` on Ray workers and hand each result, in
     event order, to ``sink.add(frame, result)``; with ``options.follow`` keep taking the frames
-    that appear (up to ``limit`` in all).  ``worker_class``: FrameWorker or a subclass.  Returns a :class:`ClusterSummary`; raises
+    that appear (up to ``limit`` in all).  ``worker_class``: FrameWorker or a subclass.  Returns a
+    :class:`ClusterSummary` (its clock starts when the first worker is ready); raises
     :class:`ClusterError` when no worker can run (after closing the sink)."""
     options = options or ClusterOptions()
     options.check()
@@ -122,7 +123,6 @@ def run_on_ray(
     schedule = Schedule(source.event, lambda ev: os.path.abspath(ev.path))
     schedule.extend(list(range(len(source))) if indices is None else indices)
     t_start = time.perf_counter()
-    pool = None
     failure: Optional[BaseException] = None
     try:
         with sigterm_as_interrupt(), RayConnection(options) as ray:
@@ -134,8 +134,9 @@ def run_on_ray(
             loop = _Loop(ray, pool, schedule, source, sink, summary, options, progress, cancel, limit,
                          needs_pixels, needs_mask, spec)
             try:
-                t_start = loop.run()
+                loop.run()
             finally:
+                t_start = loop.t_start
                 summary.workers = [s.stats for s in pool.slots]
                 summary.retried, summary.reread, summary.workers_lost = schedule.retried, schedule.reread, pool.lost
                 pool.stop()
@@ -187,14 +188,14 @@ class _Loop:
         if limit is not None and schedule.total > limit:
             del schedule.indices[limit:]
 
-    def run(self) -> float:
-        """Until every frame is written (and, following, none came for a while); returns the
-        clock start (the first worker ready)."""
+    def run(self) -> None:
+        """Until every frame is written (and, following, none came for a while); ``t_start``
+        becomes the time the first worker was ready."""
         started = False
         while True:
             if _is_cancelled(self.cancel):
                 self.summary.cancelled = True
-                return self.t_start
+                return
             if self.options.follow:
                 self._follow()
             why = self.pool.check_alive()
@@ -204,7 +205,7 @@ class _Loop:
             refs = self.pool.pending_refs()
             if not refs:
                 if self.schedule.unfinished == 0 and not self._keep_following():
-                    return self.t_start
+                    return
                 time.sleep(min(0.05, self.options.poll_s))
                 continue
             done, _ = self.ray.wait(refs, num_returns=len(refs), timeout=self._wait_s(started))
