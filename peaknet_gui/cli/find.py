@@ -169,7 +169,7 @@ def run(args) -> int:
     if args.min_pixels > args.max_pixels:
         raise InputError(f"--min-pixels {args.min_pixels} is above --max-pixels {args.max_pixels}")
     if args.follow and not uses_cluster(args):
-        raise InputError("--follow needs --cluster ray")
+        raise InputError("--follow needs --cluster ray (without --address it runs on this machine)")
     user_geometry = None
     if args.geom:
         from ..geometry.crystfel_geom import read_geom

@@ -26,7 +26,7 @@ def add_cluster_options(p) -> None:
     g.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPU cores per worker (default: 1)")
     g.add_argument("--follow", action="store_true",
                    help="keep analysing frames that appear (a growing HDF5 file, a directory) until none came "
-                   "for --follow-idle seconds or Ctrl-C (needs --cluster)")
+                   "for --follow-idle seconds or Ctrl-C (with --cluster ray; without --address that is this machine)")
     g.add_argument("--follow-idle", type=_positive_float, default=60.0, metavar="S",
                    help="with --follow: stop after S seconds without a new frame (default: %(default)s)")
 
@@ -51,7 +51,7 @@ def find_on_cluster(args, source, analyzer, session, indices, user_geometry=None
 
     options = options_from_args(args)
     hot = _prime_hot_pixels(source, analyzer, indices)
-    threads = max(1, int(options.cpus_per_worker)) if not options.gpus_per_worker else None
+    threads = max(1, int(options.cpus_per_worker))  # GPU workers too: their post-processing threads
     spec = WorkerSpec.from_analyzer(analyzer, weights=args.weights, device=args.device, backend=args.backend,
                                     read_geometry=user_geometry, dataset=args.dataset,
                                     batch_size=args.batch_size, cpu_threads=threads)
