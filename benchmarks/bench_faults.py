@@ -4,7 +4,8 @@
 
 Prints: cases tried / ok (input still usable) / clean error / skipped (listed) / silent (bad
 input accepted or dropped without a word) / crashed (traceback, dead process, hang), then one
-line per case of the categories named by ``--show``.  The harness is ``tests/_fault_matrix.py``;
+line per case of the categories named by ``--show``.  The harness is ``tests/_fault_matrix.py``
+(cases: ``tests/_fault_cases.py``);
 ``tests/test_faults.py`` runs a bounded set of the same cases in CI.
 """
 
