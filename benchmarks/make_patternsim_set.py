@@ -140,6 +140,17 @@ def read_sim(path: Path) -> tuple:
     return img, recip
 
 
+def _complete(path: Path) -> bool:
+    """A pattern_sim output that was written to the end (its metadata group comes last)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "/pattern_sim/cstar" in f and "/data/data" in f
+    except OSError:
+        return False
+
+
 def hkl_at(fs, ss, recip: np.ndarray, distance_m: float, wavelength_a: float) -> np.ndarray:
     """Miller indices nearest to the scattering vector at data positions (pixel indices);
     ``recip`` rows a*, b*, c* in m^-1 (lab frame) as pattern_sim records them."""
@@ -204,9 +215,14 @@ def make_set(name: str, spec, args, out: Path) -> None:
     (out / f"{name}.cell").write_text(cell_text(spec))
     (work / "sim.geom").write_text(geom_text(dist, energy, "/data/data", False, bandwidth=args.bandwidth))
     if not (work / f"{name}.hkl").exists():
-        nref = write_intensities(work / f"{name}.hkl", spec, d_min, rng)
+        nref = write_intensities(work / f"{name}.hkl", spec, d_min, np.random.default_rng(args.seed + 77 + (name != "lysozyme")))
         print(f"  {name}: {nref} P1 reflections to {d_min:.2f} A")
-    files = run_pattern_sim(work, name, args, args.frames)
+    if args.reuse_sim:
+        files = [f for f in sorted(work.glob(f"{name}-*.h5"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+                 if _complete(f)][: args.frames]
+        print(f"  {name}: {len(files)} pattern_sim frames reused")
+    else:
+        files = run_pattern_sim(work, name, args, args.frames)
 
     det = rayonix_mx340().with_values(distance_m=dist, photon_energy_ev=energy)
     pix = det.pixels
@@ -300,6 +316,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bright", type=float, nargs=2, default=(40.0, 400.0),
                     help="range of the frames' 95th-percentile spot photons (default: %(default)s)")
     ap.add_argument("--gain", type=float, nargs=2, default=(1.0, 4.0), help="ADU per photon range")
+    ap.add_argument("--reuse-sim", action="store_true",
+                    help="skip pattern_sim: use the complete <set>-N.h5 files already in <out>/work (at most --frames)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
