@@ -208,7 +208,9 @@ class _Loop:
                     return
                 time.sleep(min(0.05, self.options.poll_s))
                 continue
-            done, _ = self.ray.wait(refs, num_returns=len(refs), timeout=self._wait_s(started))
+            done, rest = self.ray.wait(refs, num_returns=1, timeout=self._wait_s(started))
+            if done and rest:  # and whatever else is ready already
+                done += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in done:
                 slot = self.pool.slot_of_setup(ref)
                 if slot is not None:

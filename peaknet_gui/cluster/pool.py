@@ -67,6 +67,8 @@ class WorkerPool:
         return slot
 
     def start(self, n: int) -> None:
+        if self.options.max_worker_restarts is None:
+            self.restarts_left = 2 * n
         for _ in range(n):
             self._spawn()
 
