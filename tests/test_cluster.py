@@ -166,6 +166,20 @@ def test_schedule_single_worker_skips_at_once():
     assert isinstance(s.ready()[0], Skipped) and s.unfinished == 1
 
 
+def test_masks_travel_as_compressed_bits():
+    from peaknet_gui.cluster.compact import pack_mask, unpack_mask
+
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1), (7, 13), (256, 256)]:
+        m = rng.random(shape) < 0.3
+        bits, got_shape = pack_mask(m)
+        assert got_shape == shape and np.array_equal(unpack_mask(bits, shape), m)
+    ring = np.zeros((1920, 1920), bool)
+    yy, xx = np.ogrid[:1920, :1920]
+    ring[np.abs(np.hypot(yy - 960, xx - 960) - 500) < 4] = True  # an artifact ring: a few kB, not 450
+    assert len(pack_mask(ring)[0]) < 16 * 1024
+
+
 # --- cluster runs -------------------------------------------------------------------------------------
 def test_cluster_run_equals_local_run(sim_run, tmp_path, capsys):
     out = beside(sim_run, tmp_path)
