@@ -3,7 +3,8 @@
 1. Each frame is written for indexamajig (:mod:`.frames`) and indexed (xgandalf, the cell) from
    a generous candidate list: CrystFEL's own peakfinder8 with low thresholds (``--threshold``
    "auto" = the frame's median + 2 robust sigmas, ``--min-snr`` 5, ``--min-pix-count`` 2 by
-   default) -- a finder that is none of the ones scored.
+   default) -- a finder that is none of the ones scored.  A frame that list does not index is
+   tried once more with a stricter one (min-snr + 2, min-pix-count + 1).
 2. The reflections the lattice predicts on the detector and integrates with I/sigma(I) >= 3
    (``--min-i-sigma``) are the truth (:mod:`.streamrefl`).
 3. Finders are scored (:mod:`.scoring`): PeakNet (``peaknet find`` with the given weights and
@@ -58,11 +59,16 @@ def index_frames(frames: List[PreparedFrame], cell_path: str, workdir: Path, can
     out: Dict[str, tuple] = {}
     for k, fr in enumerate(frames):
         thr = cand.threshold if cand.threshold is not None else fr.median + 2.0 * fr.noise
-        job = IndexamajigJob([fr.input_line], fr.geometry_path, str(workdir / f"index_{k:03d}.stream"), cell=cell_path,
-                             threshold=thr, min_snr=cand.min_snr, min_pix_count=cand.min_pix_count,
-                             local_bg_radius=cand.local_bg_radius, threads=threads)
-        stream = Path(job.out_stream)
-        chunks = read_chunks(stream if reuse and stream.exists() else run_indexamajig(job))
+        chunks = []
+        # a frame the generous list does not index is tried once more with a stricter list
+        for tag, snr, pix in (("", cand.min_snr, cand.min_pix_count), ("_strict", cand.min_snr + 2, cand.min_pix_count + 1)):
+            job = IndexamajigJob([fr.input_line], fr.geometry_path, str(workdir / f"index_{k:03d}{tag}.stream"),
+                                 cell=cell_path, threshold=thr, min_snr=snr, min_pix_count=pix,
+                                 local_bg_radius=cand.local_bg_radius, threads=threads)
+            stream = Path(job.out_stream)
+            chunks = read_chunks(stream if reuse and stream.exists() else run_indexamajig(job))
+            if chunks and chunks[0].indexed:
+                break
         if not chunks:
             out[fr.name] = (FrameTruth(fr.name, False, 0), np.zeros((0, 2)))
             continue
