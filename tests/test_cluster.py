@@ -159,6 +159,15 @@ def test_schedule_orders_retries_and_skips_every_frame_once():
     assert isinstance(out[0], Skipped) and out[0].task.seq == 2 and out[0].message == "no such file; truncated"
 
 
+def test_schedule_skips_a_retry_no_live_worker_may_take():
+    s = _schedule(2)
+    t = s.take(0, 1)[0]
+    assert s.failed(t, 0, "no such file", {0, 1}) is True  # worker 1 is still starting
+    s.drop_orphans({0})  # ... and then fails to start
+    out = s.ready()
+    assert isinstance(out[0], Skipped) and out[0].message == "no such file" and s.unfinished == 1
+
+
 def test_schedule_single_worker_skips_at_once():
     s = _schedule(2)
     t = s.take(0, 1)[0]

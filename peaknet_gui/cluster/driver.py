@@ -201,6 +201,10 @@ class _Loop:
             why = self.pool.check_alive()
             if why and self.schedule.unfinished:
                 raise ClusterError(f"{why}; {self.schedule.unfinished} frame(s) not done")
+            if not started and time.perf_counter() - self.t_start > self.options.start_timeout_s:
+                raise ClusterError(f"no worker started within {self.options.start_timeout_s:g} s: are the cluster's "
+                                   "CPUs/GPUs taken by other jobs? (ray status shows them)")
+            self.schedule.drop_orphans(self.pool.live_ranks())
             self._submit()
             refs = self.pool.pending_refs()
             if not refs:
@@ -221,8 +225,6 @@ class _Loop:
                     continue
                 self._collect(ref)
             self._write_ready()
-            if not started and not self.pool.starting() and not self.pool.ready_slots():
-                continue  # check_alive raises on the next turn
 
     def _wait_s(self, started: bool) -> float:
         return 0.2 if started else 1.0

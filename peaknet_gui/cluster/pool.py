@@ -8,11 +8,10 @@ worker whose setup failed (weights missing on that node) is not retried.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .options import ClusterError, ClusterOptions
+from .options import ClusterOptions
 from .spec import WorkerSpec
 from .summary import WorkerStats
 from .worker import FrameWorker
@@ -164,13 +163,3 @@ class WorkerPool:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def raise_if_dead(pool: WorkerPool) -> None:
-    why = pool.check_alive()
-    if why:
-        raise ClusterError(why)
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -87,6 +87,15 @@ class Schedule:
             return bool(self._retries)
         return any(ranks - r.avoid for r in self._retries)
 
+    def drop_orphans(self, live_ranks: set) -> None:
+        """Frames waiting for a worker other than those that failed them, when no such worker is
+        left (it failed to start or was lost): skipped with their reasons."""
+        for r in list(self._retries):
+            if r.avoid and not (live_ranks - r.avoid):
+                self._retries.remove(r)
+                reasons = self._reasons.get(r.task.seq) or ["no other worker left to read it"]
+                self.deliver(Skipped(r.task, "; ".join(reasons)))
+
     @property
     def unfinished(self) -> int:
         """Frames not yet written or skipped."""
