@@ -245,8 +245,30 @@ def test_full_tmpfs_no_crash(tmp_path):
                              capture_output=True, text=True)
         assert sim.returncode == 2 and "no space left" in sim.stderr and "Traceback" not in sim.stderr
         assert sorted(p.name for p in mnt.iterdir()) == ["o"]
+        free = tx.free_bytes(mnt)
+        (mnt / "filler").write_bytes(b"\0" * max(0, free - 30000))  # leave 30 kB: less than calibrate's set needs
+        cal = subprocess.run([PY, "-m", "peaknet_gui.cli.main", "calibrate", str(_agbh(tmp_path)), "--calibrant", "AgBh",
+                              "--distance", "420", "--beam-center", "10", "80", "--pixel-size", "0.172",
+                              "--out", str(mnt / "cal")], capture_output=True, text=True)
+        assert cal.returncode == 2 and "no space left" in cal.stderr and "Traceback" not in cal.stderr, cal.stderr
+        assert sorted(p.name for p in mnt.iterdir()) == ["filler", "o"]
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _agbh(tmp_path: Path) -> Path:
+    import h5py
+
+    from peaknet_gui.geometry.detector import Geometry
+    from peaknet_gui.sim.powder import simulate_calibrant_frame
+
+    frame = simulate_calibrant_frame(Geometry.single_panel((195, 487), 172e-6, 0.45, -8.3, 97.4), "AgBh", 0.8, seed=9,
+                                     peak_photons=500)
+    path = tmp_path / "agbh.h5"
+    with h5py.File(path, "w") as f:
+        f["entry/data/data"] = np.where(frame.bad, -1, frame.data).astype(np.int32)
+        f["entry/instrument/monochromator/wavelength"] = [0.8]
+    return path
 
 
 # --- signals ------------------------------------------------------------------------------------

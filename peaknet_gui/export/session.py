@@ -444,7 +444,7 @@ class ExportSession:
         header = {
             "software": f"peaknet_gui {__version__}",
             "status": status,
-            "complete": status == "complete" and not errors,
+            "complete": status == "complete" and not errors and not self.skipped,  # every input analysed
             "interrupted": status == "interrupted",
             "skipped": list(self.skipped),
             "manifest": [e.as_dict() for e in manifest(self._dir)],

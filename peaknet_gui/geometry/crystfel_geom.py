@@ -65,7 +65,11 @@ def read_geom(path) -> Geometry:
         if b"\0" in raw[:4096]:
             raise GeometryError(f"{path}: not a CrystFEL geometry file (binary data)") from None
         text = raw.decode("latin-1")
-    return parse_geom_text(text, source=str(path))
+    geom = parse_geom_text(text, source=str(path))
+    from .sanity import check_geometry_sanity
+
+    check_geometry_sanity(geom, str(path))  # a user's file: physical values (clen > 0, no overlapping panels)
+    return geom
 
 
 def parse_geom_text(text: str, source: Optional[str] = None) -> Geometry:
@@ -162,9 +166,6 @@ def parse_geom_text(text: str, source: Optional[str] = None) -> Geometry:
     _fold_panel_clen(geom)
     geom.bad_regions = [_make_bad(b, geom, err) for b in bads.values()]
     _check_groups(geom, src)
-    from .sanity import check_geometry_sanity
-
-    check_geometry_sanity(geom, src)
     return geom
 
 

@@ -6,7 +6,8 @@
 * no two panels cover the same part of the detector plane (an overlap deeper than a pixel:
   a typo in a corner); panels that merely touch or share an edge are fine.
 
-:func:`check_geometry_sanity` raises :class:`~peaknet_gui.errors.GeometryError` naming the
+:func:`check_geometry_sanity` (called by ``read_geom`` on a user's file; geometries embedded in streams
+are parsed as they are) raises :class:`~peaknet_gui.errors.GeometryError` naming the
 file and the problem.  :func:`crystfel_gaps` lists what an exported geometry lacks for CrystFEL
 (the caller warns).
 """
