@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
@@ -18,6 +19,8 @@ import numpy as np
 from ..frame import EventId
 from ..pipeline.settings import FinderSettings, MaskSettings
 from .compact import pack_mask, unpack_mask
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,16 @@ class WorkerSpec:
         if analyzer.static_mask is not None:
             bits, shape = pack_mask(analyzer.static_mask)
         tracker = getattr(analyzer, "hot_pixels", None)
+        try:
+            shared = None if tracker is None else shared_state(tracker)
+        except Exception as e:  # workers then gather the statistics from their own frames
+            log.warning("the run's hot-pixel statistics cannot be sent to the workers (%s)", e)
+            shared = None
         return cls(algorithm=analyzer.algorithm, weights=None if weights is None else str(weights), device=device,
                    backend=backend, finder=analyzer.finder, mask=analyzer.mask, geometry=analyzer.geometry,
                    read_geometry=read_geometry, dataset=dataset, static_bits=bits, static_shape=shape,
                    batch_size=batch_size, cpu_threads=cpu_threads,
-                   hot_pixels=None if tracker is None else shared_state(tracker))
+                   hot_pixels=shared)
 
     def static_mask(self) -> Optional[np.ndarray]:
         return None if self.static_bits is None else unpack_mask(self.static_bits, self.static_shape)
