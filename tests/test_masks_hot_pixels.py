@@ -133,3 +133,17 @@ def test_sampling_after_warmup_and_decision_refresh():
     for k in range(14, 30):
         t.update(_frame(k).data, key=k)
     assert t.run_mask() is not first and t.report().frames == 24  # remade as the run grew
+
+
+def test_rotation_series_reflection_on_one_pixel_is_not_hot():
+    """A sharp reflection that sits on one pixel through a rotation series, rising and fading as
+    it crosses the Ewald sphere, is lone-bright in most frames but not steady: not hot."""
+    t = HotPixelTracker()
+    rise = [20, 60, 200, 800, 3000, 5000, 2500, 600, 100, 30]
+    for k, a in enumerate(rise):
+        f = _frame(k, hot=True, spots=0)
+        f.data[70, 70] = 48 + a
+        t.update(f.data, key=k)
+    m = t.run_mask()
+    assert not m[70, 70]
+    assert set(zip(*np.nonzero(m))) == set(HOT) | {DEAD}

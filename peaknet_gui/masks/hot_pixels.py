@@ -5,9 +5,13 @@ always there.  :class:`HotPixelTracker` keeps, per pixel, how many frames showed
 bright pixel*: it stands ``k_lone`` noise units above every one of its 8 neighbours while those
 neighbours hold no spread of its signal (the brightest neighbour's excess over the neighbours'
 median is at most ``spread_fraction`` of the pixel's own).  A Bragg spot sits at one place in a
-few frames at most (serial crystallography: one orientation per shot; a rotation series moves
-it within a few frames), a hot pixel in every frame: a pixel flagged in at least ``min_fraction``
-of ``min_frames`` or more frames is **hot**.  A pixel that reads the same value in every frame
+few frames at most (serial crystallography: one orientation per shot), a hot pixel in every
+frame: a pixel flagged in at least ``min_fraction`` of ``min_frames`` or more frames, and
+*steady* -- even in its dimmest frame it keeps ``steady_fraction`` of its mean excess over its
+neighbours' mean -- is **hot**.  The steadiness test matters for rotation series, where a sharp
+reflection can sit on one pixel for many frames but rises and fades as it crosses the Ewald
+sphere (on the shared JUNGFRAU rotation frames six such reflections were lone in most of the 10
+frames; the one steady pixel, ~10 photons among neighbours of ~1 in every frame, is hot).  A pixel that reads the same value in every frame
 while its neighbours' mean stands ``k_dead`` noise units above it is **dead**.  The noise unit
 is the panel's empirical noise scale (:func:`peaknet_gui.model.normalize.panel_stats`: no
 detector gain assumed).
@@ -42,7 +46,8 @@ class HotPixelSettings:
     k_lone: float = 8.0  # a lone pixel stands this many noise units above its brightest neighbour
     spread_fraction: float = 0.25  # ... whose excess over the neighbours' median is at most this fraction of its own
     min_frames: int = 5  # frames the run needs before it decides
-    min_fraction: float = 0.5  # a pixel lone-bright in at least this fraction of the frames is hot
+    min_fraction: float = 0.5  # a pixel lone-bright in at least this fraction of the frames is hot ...
+    steady_fraction: float = 0.25  # ... when its dimmest frame keeps this fraction of its mean excess
     k_dead: float = 5.0  # a constant pixel this many noise units below its neighbours' mean is dead
     k_single: float = 200.0  # one-frame fallback: lone pixel this many noise units above its brightest neighbour ...
     k_flat: float = 5.0  # ... and no neighbour more than this many noise units above the neighbours' median
@@ -148,7 +153,8 @@ class HotPixelTracker:
         self._count = None  # frames each pixel was lone-bright in
         self._first = None  # first frame's values (dead-pixel test)
         self._changed = None  # the pixel's value changed since the first frame
-        self._sum = None  # sum over frames (neighbours' mean for the dead-pixel test)
+        self._sum = None  # sum over frames (the neighbours' mean: dead and steadiness tests)
+        self._min = None  # the pixel's lowest value over the frames (steadiness test)
         self._usable = None  # usable in every frame seen
         self._noise = []
         self._frames = 0
@@ -201,12 +207,14 @@ class HotPixelTracker:
                 self._first = x.copy()
                 self._changed = np.zeros(data.shape, dtype=bool)
                 self._sum = np.zeros(data.shape, dtype=np.float32)
+                self._min = x.copy()
                 self._usable = usable.copy()
             elif data.shape != self._shape:
                 return False
             self._count += lone
             self._changed |= x != self._first
             self._sum += x
+            np.minimum(self._min, x, out=self._min)
             self._usable &= usable
             self._noise.append(s)
             self._frames += 1
@@ -221,19 +229,19 @@ class HotPixelTracker:
 
         st = self.settings
         n = self._frames
-        hot = self._count >= max(2, int(np.ceil(st.min_fraction * n)))
         u = self._usable
-        const = u & ~self._changed
-        dead = np.zeros_like(hot)
-        if const.any():
-            uf = u.astype(np.float32)
-            mean = np.where(u, self._sum / np.float32(n), np.float32(0))
-            nb_sum = 9 * ndimage.uniform_filter(mean, size=3, mode="constant") - mean
-            nb_cnt = 9 * ndimage.uniform_filter(uf, size=3, mode="constant") - uf
-            s = float(np.median(self._noise)) if self._noise else 1.0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                nb_mean = nb_sum / nb_cnt
-                dead = const & (nb_cnt > 0.5) & (nb_mean - self._first > st.k_dead * s)
+        uf = u.astype(np.float32)
+        mean = np.where(u, self._sum / np.float32(n), np.float32(0))
+        nb_sum = 9 * ndimage.uniform_filter(mean, size=3, mode="constant") - mean
+        nb_cnt = 9 * ndimage.uniform_filter(uf, size=3, mode="constant") - uf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            nb_mean = np.where(nb_cnt > 0.5, nb_sum / nb_cnt, np.nan)
+            excess = mean - nb_mean
+            steady = (excess > 0) & (self._min - nb_mean >= st.steady_fraction * excess)
+        hot = (self._count >= max(2, int(np.ceil(st.min_fraction * n)))) & steady
+        s = float(np.median(self._noise)) if self._noise else 1.0
+        with np.errstate(invalid="ignore"):
+            dead = u & ~self._changed & (nb_mean - self._first > st.k_dead * s)
         self._report = HotPixelReport(n, int(hot.sum()), int(dead.sum()))
         self._decided_at = n
         return hot | dead
