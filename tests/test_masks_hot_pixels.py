@@ -147,3 +147,14 @@ def test_rotation_series_reflection_on_one_pixel_is_not_hot():
     m = t.run_mask()
     assert not m[70, 70]
     assert set(zip(*np.nonzero(m))) == set(HOT) | {DEAD}
+
+
+def test_snapshot_keeps_the_decision_and_learns_nothing():
+    t = HotPixelTracker()
+    for k in range(6):
+        t.update(_frame(k).data, key=k)
+    snap = t.snapshot()
+    before = snap.run_mask().copy()
+    assert not snap.update(_frame(50, hot=False).data, key=50)
+    assert np.array_equal(snap.run_mask(), before) and snap.report().hot == 3
+    assert HotPixelTracker().snapshot().run_mask() is None  # nothing decided yet: stays undecided

@@ -96,10 +96,14 @@ def _make_analyzer(ctx: dict):
     if ctx.get("predictor") is not None:
         kwargs["predictor"] = ctx["predictor"]
     if ctx.get("analyzer_factory") is not None:
-        return ctx["analyzer_factory"](**kwargs)
-    from ..pipeline.analyzer import FrameAnalyzer
+        an = ctx["analyzer_factory"](**kwargs)
+    else:
+        from ..pipeline.analyzer import FrameAnalyzer
 
-    return FrameAnalyzer(ctx["finder"].algorithm, backend=ctx["model"].backend, **kwargs)
+        an = FrameAnalyzer(ctx["finder"].algorithm, backend=ctx["model"].backend, **kwargs)
+    if ctx.get("hot_pixels") is not None:
+        an.hot_pixels = ctx["hot_pixels"]  # the window's hot pixels, frozen: exported peaks = drawn peaks
+    return an
 
 
 def export_current(options: ExportOptions, ctx: dict, frame, result) -> ExportOutcome:

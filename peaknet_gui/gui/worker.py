@@ -183,7 +183,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         """What an export needs to analyse the run again in its own thread."""
         with self._lock:
             pred = getattr(self._analyzer, "_predictor", None)
+            hot = getattr(self._analyzer, "hot_pixels", None)
             return {
+                "hot_pixels": hot.snapshot() if hot is not None else None,
                 "run": self._run,
                 "finder": copy.deepcopy(self._finder),
                 "mask": copy.deepcopy(self._mask),

@@ -161,6 +161,7 @@ class HotPixelTracker:
         self._mask: Optional[np.ndarray] = None  # the decision, made at ``_decided_at`` frames
         self._decided_at = 0
         self._report = HotPixelReport(0, None, None)
+        self._fixed: Optional[tuple] = None  # (mask or None,) of a snapshot
 
     # --- statistics ---------------------------------------------------------------------------------
     @property
@@ -172,8 +173,19 @@ class HotPixelTracker:
         """Whether the run has shown enough frames to decide."""
         return self._frames >= self.settings.min_frames
 
+    def snapshot(self) -> "HotPixelTracker":
+        """A tracker that keeps this one's present decision and learns nothing more (an export
+        that must give the peaks the window shows)."""
+        snap = HotPixelTracker(self.settings)
+        snap._fixed = (self.run_mask(),)
+        snap._frames = self._frames
+        snap._report = self.report()
+        return snap
+
     def _claim(self, key, shape) -> bool:
         """Whether a frame offered with ``key`` is to be counted (lock held)."""
+        if self._fixed is not None:
+            return False
         if key is not None:
             if key in self._seen:
                 return False
@@ -250,6 +262,8 @@ class HotPixelTracker:
     def run_mask(self) -> Optional[np.ndarray]:
         """The run's hot and dead pixels, or None while fewer than ``min_frames`` frames were seen."""
         with self._lock:
+            if self._fixed is not None:
+                return self._fixed[0]
             if not self.ready:
                 return None
             if self._stale():
@@ -273,4 +287,6 @@ class HotPixelTracker:
     def report(self) -> HotPixelReport:
         self.run_mask()
         with self._lock:
+            if self._fixed is not None:
+                return self._report
             return self._report if self.ready else HotPixelReport(self._frames, None, None)

@@ -210,7 +210,7 @@ def run_analysis(
     auto-mask."""
     indices = list(range(len(source))) if indices is None else list(indices)
     batch_size = max(1, int(batch_size or analyzer.default_batch_size))
-    hot_report = prime_hot_pixels(source, analyzer, indices)
+    hot_report = prime_hot_pixels(source, analyzer, range(len(source)))  # the run's hot pixels, whatever part is analysed
     summary = RunSummary(algorithm=analyzer.algorithm)
     summary.hot_pixels = hot_report
     t_start = time.perf_counter()
