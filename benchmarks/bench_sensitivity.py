@@ -18,7 +18,8 @@ Scoring (2 px, greedy one-to-one): recall on truth spots of SNR >= 6, by SNR bin
 matched to any listed true spot (SNR >= 2: a peak on a real but faint spot is not false) / found
 peaks.  Frames indexed: ``indexamajig`` (xgandalf, the set's cell) on each finder's peaks
 (``--peaks=cxi`` from a CXI file holding the peaks and a link to the frames); CrystFEL's own
-finder indexes with its tuned thresholds.  Needs ``indexamajig`` on PATH for the CrystFEL
+finder indexes with its tuned thresholds; in brackets the frames whose lattice is right (half or
+more of the true SNR >= 6 spots within 2 px of a predicted reflection).  Needs ``indexamajig`` on PATH for the CrystFEL
 finder and the indexing columns (they are left out without it).
 """
 
@@ -61,11 +62,14 @@ def n_frames_of(cxi: Path) -> int:
         return int(f["/entry_1/data_1/data"].shape[0])
 
 
-def project_peaks(cxi: Path, geom: Path, work: Path, algorithm: str, weights=None) -> dict:
+def project_peaks(cxi: Path, geom: Path, work: Path, algorithm: str, weights=None, reuse: bool = False) -> dict:
     """frame index -> (n, 2) peaks of ``peaknet find``."""
     from peaknet_gui.export.stream_reader import read_stream
 
     out = work / f"find_{algorithm}"
+    if reuse and list(out.glob("*.stream")):
+        return {ch.event_index or 0: np.stack([np.asarray(ch.peaks.fs, float), np.asarray(ch.peaks.ss, float)], axis=1)
+                for ch in read_stream(next(out.glob("*.stream")))}
     cmd = [sys.executable, "-m", "peaknet_gui.cli.main", "find", str(cxi), "--geom", str(geom), "--out", str(out),
            "--formats", "stream", "--min-peaks", "0", "--no-progress", "--algorithm", algorithm, "--device", "cpu"]
     if weights:
@@ -139,8 +143,23 @@ def write_peaks_cxi(path: Path, cxi: Path, peaks: dict, n: int) -> None:
         f["/entry_1/result_1/peakTotalIntensity"] = np.ones((n, width), np.float32)
 
 
-def indexed_frames(stream: str) -> int:
-    return sum(c.indexed for c in read_chunks(stream))
+def indexed_frames(stream: str, truth: dict) -> tuple:
+    """(frames indexed, frames indexed with the right lattice).  Right: at least half of the
+    frame's true spots of SNR >= 6 lie within 2 px of a reflection the lattice predicts."""
+    from scipy.spatial import cKDTree
+
+    n = right = 0
+    for c in read_chunks(stream):
+        if not c.indexed:
+            continue
+        n += 1
+        t = truth.get(int(c.event.strip("/") or 0), np.zeros((0, 4)))
+        t = t[t[:, 2] >= 6]
+        r = c.crystals[0].reflections
+        if len(t) and len(r):
+            d, _ = cKDTree(np.stack([r.fs, r.ss], axis=1)).query(t[:, :2])
+            right += int(np.mean(d <= 2.0) >= 0.5)
+    return n, right
 
 
 def tune_crystfel(cxi: Path, geom: Path, work: Path, truth: dict, n: int, meta: dict, grid: str) -> tuple:
@@ -167,12 +186,14 @@ def tune_crystfel(cxi: Path, geom: Path, work: Path, truth: dict, n: int, meta: 
     return best[0], best[1], rows
 
 
-def index_with(cxi: Path, geom: Path, cell: Path, work: Path, name: str, peaks: dict, n: int) -> int:
+def index_with(cxi: Path, geom: Path, cell: Path, work: Path, name: str, peaks: dict, n: int, truth: dict,
+               reuse: bool = False) -> tuple:
     pc = work / f"peaks_{name}.cxi"
-    write_peaks_cxi(pc, cxi, peaks, n)
     out = work / f"index_{name}.stream"
-    run_indexamajig(IndexamajigJob(inputs_of(pc, n), str(geom), str(out), cell=str(cell), peaks="cxi"))
-    return indexed_frames(str(out))
+    if not (reuse and out.exists()):
+        write_peaks_cxi(pc, cxi, peaks, n)
+        run_indexamajig(IndexamajigJob(inputs_of(pc, n), str(geom), str(out), cell=str(cell), peaks="cxi"))
+    return indexed_frames(str(out), truth)
 
 
 def fmt_row(name: str, s: dict, n_strong_snr: dict, indexed) -> str:
@@ -181,7 +202,7 @@ def fmt_row(name: str, s: dict, n_strong_snr: dict, indexed) -> str:
 
     snr = " ".join(f"{frac(v):>5s}" for v in s["snr_bins"].values())
     size = " ".join(f"{frac(v):>5s}" for v in s["size_bins"].values())
-    idx = "   -" if indexed is None else f"{indexed:4d}"
+    idx = "   -" if indexed is None else f"{indexed[0]:4d} ({indexed[1]})"
     return f"{name:24s} {s['found']:6d} {s['precision']:5.3f} {s['recall']:5.3f} | {snr} | {size} | {idx}"
 
 
@@ -195,6 +216,7 @@ def main(argv=None) -> int:
                     help="CrystFEL peakfinder8 sweep: threshold (photons above the offset) x min-snr x min-pix-count; "
                     "quick 3x3x2, medium 4x3x2 (default), full 7x6x3")
     ap.add_argument("--no-index", action="store_true", help="skip the indexing columns")
+    ap.add_argument("--reuse", action="store_true", help="reuse the finders' output and streams already in the work folder")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args(argv)
     sd = Path(args.set_dir)
@@ -212,8 +234,8 @@ def main(argv=None) -> int:
         work = work / name
         work.mkdir(parents=True, exist_ok=True)
         print(f"{name}: {n} frames")
-        finders = {"peaknet": project_peaks(cxi, geom, work, "peaknet", args.weights),
-                   "pf8 (project)": project_peaks(cxi, geom, work, "peakfinder8")}
+        finders = {"peaknet": project_peaks(cxi, geom, work, "peaknet", args.weights, args.reuse),
+                   "pf8 (project)": project_peaks(cxi, geom, work, "peakfinder8", reuse=args.reuse)}
         scores = {k: score(v, truth, n) for k, v in finders.items()}
         tuned = None
         if have_cf:
@@ -225,7 +247,8 @@ def main(argv=None) -> int:
         indexed = {}
         if have_cf and not args.no_index:
             for k, v in finders.items():
-                indexed[k] = index_with(cxi, geom, cell, work, k.split()[0] + ("_cf" if "CrystFEL" in k else ""), v, n)
+                indexed[k] = index_with(cxi, geom, cell, work, k.split()[0] + ("_cf" if "CrystFEL" in k else ""), v, n, truth,
+                                        args.reuse)
         allt = np.concatenate([t for t in truth.values()]) if truth else np.zeros((0, 4))
         strong = allt[allt[:, 2] >= 6]
         hdr_snr = " ".join(f"{f'{a:g}-{b:g}' if np.isfinite(b) else f'>={a:g}':>5s}" for a, b in SNR_BINS)
@@ -234,7 +257,7 @@ def main(argv=None) -> int:
         n_size = " ".join(f"{int(np.sum((strong[:, 3] >= a) & (strong[:, 3] <= b))):5d}" for a, b in SIZE_BINS)
         print(f"\n{name}: {n} frames, {len(strong)} true spots of SNR >= 6 ({len(allt)} listed with SNR >= 2); "
               f"match radius 2 px; recall on SNR >= 6")
-        print(f"{'finder':24s} {'found':>6s} {'prec':>5s} {'rec':>5s} | {hdr_snr} | {hdr_size} | idx/{n}")
+        print(f"{'finder':24s} {'found':>6s} {'prec':>5s} {'rec':>5s} | {hdr_snr} | {hdr_size} | indexed/{n} (right)")
         print(f"{'(true spots per bin)':24s} {'':6s} {'':5s} {'':5s} | {n_snr} | {n_size} |")
         for k, s in scores.items():
             print(fmt_row(k, s, {}, indexed.get(k)))
