@@ -158,3 +158,20 @@ def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
         cli(["evaluate", "--weights", str(w), "--data", str(run), "--min-pixel-snr", "-2"])
     assert bad.value.code == 2
     assert "a pixel SNR is a number >= 0, not -2" in capsys.readouterr().err
+
+
+def test_objective_uses_every_truth_peak_when_labels_follow_the_snr_rule(tmp_path):
+    import json as _json
+
+    import h5py
+
+    from peaknet_gui.model.operating_point import _f1, labelled_by_snr_rule
+
+    for mode in ("snr", "observed"):
+        with h5py.File(tmp_path / f"{mode}.cxi", "w") as f:
+            f.create_group("entry_1/sim").attrs["label_rule"] = _json.dumps({"mode": mode})
+    assert labelled_by_snr_rule(tmp_path / "snr.cxi")
+    assert not labelled_by_snr_rule(tmp_path / "observed.cxi")
+    assert not labelled_by_snr_rule(tmp_path / "missing.cxi")
+    summary = {"peak_f1": 0.7, "peak_f1_snr6": 0.9}
+    assert _f1(summary, complete_truth=True) == 0.7 and _f1(summary) == 0.9

@@ -120,8 +120,25 @@ def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius:
     return [s.summary() for s in scores]
 
 
-def _f1(summary: dict) -> float:
+def _f1(summary: dict, complete_truth: bool = False) -> float:
+    """The run's peak F1: against every truth peak when the truth is complete (real frames'
+    lists, runs labelled by the SNR rule, whose every peak carries signal), else on the peaks of
+    SNR >= 6 (runs labelled by DIALS' test, whose truth leaves faint spots out)."""
+    if complete_truth:
+        return float(summary.get("peak_f1", 0.0))
     return float(summary.get("peak_f1_snr6", summary.get("peak_f1", 0.0)))
+
+
+def labelled_by_snr_rule(path) -> bool:
+    """Whether a simulated run's peak labels follow the SNR rule (``/entry_1/sim`` ``label_rule``)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            rule = json.loads(f["entry_1/sim"].attrs["label_rule"])
+    except Exception:  # not a simulated run, or an older one: the SNR >= 6 subset
+        return False
+    return rule.get("mode") == "snr"
 
 
 def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
@@ -129,7 +146,8 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                         max_frames: Optional[int] = None, drop_ring_spots: bool = True) -> tuple:
     """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over the minimum
     confidences ``grid`` times the minimum pixel SNRs ``snr_grid``: on the labelled runs
-    ``paths`` the F1 on peaks with SNR >= 6, on the real frames ``real`` ((frame file, DIALS spot
+    ``paths`` the F1 against every truth peak (runs labelled by the SNR rule) or on peaks with
+    SNR >= 6 (runs labelled by DIALS' test), on the real frames ``real`` ((frame file, DIALS spot
     list) pairs, one run per file) the F1 against the list; ties go to the lower pixel SNR, then
     the lower confidence.  The peaks are those the program keeps: powder-ring spots are dropped
     unless ``drop_ring_spots`` is False.  The report's ``curve`` has one entry per pair
@@ -144,19 +162,22 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
         raise InputError("no labelled frame with truth peaks in the given runs")
     names = [Path(p).name for p in paths] + [Path(a).name for a, _ in real]
     runs_with_frames = sorted({run for run, _ in records})
+    complete = [labelled_by_snr_rule(p) for p in paths] + [True] * len(real)
     curve = []
     for snr in snr_grid:
         for t in grid:
             per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
                                min_pixel_snr=float(snr))
-            f1s = [_f1(per_run[k]) for k in runs_with_frames]
+            f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
             curve.append({"threshold": float(t), "pixel_snr": float(snr), "mean_f1": float(np.mean(f1s)),
                           "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
-                                                 "recall": per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
-                                                 "f1": _f1(per_run[k])} for k in runs_with_frames}})
+                                                 "recall": per_run[k].get("peak_recall") if complete[k] else
+                                                 per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
+                                                 "f1": _f1(per_run[k], complete[k])} for k in runs_with_frames}})
     best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"]))
     op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"], fitted_on=names,
-                        objective="max mean over runs of peak F1 (simulated: SNR >= 6; real: against DIALS)"
+                        objective="max mean over runs of peak F1 (simulated: against every truth peak when labelled by the "
+                        "SNR rule, else SNR >= 6; real: against the spot lists)"
                         + ("; powder-ring spots dropped" if drop_ring_spots else ""))
     argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0), None)
     return op, {"chosen": best, "argmax": argmax, "curve": curve}
