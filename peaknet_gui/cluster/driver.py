@@ -10,7 +10,6 @@ hits.cxi.  See :mod:`peaknet_gui.cluster` for the design and docs/cluster.md for
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from ..errors import ExportError, PeakNetError
-from ..pipeline.run import RunProgress, _is_cancelled
+from ..pipeline.run import RunProgress, finish_sink, is_cancelled
 from .compact import CompactResult
 from .connection import RayConnection, plan_workers
 from .options import ClusterError, ClusterOptions
@@ -71,21 +70,6 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-def _close_sink(sink, status: str) -> None:
-    """``sink.close(status=...)`` (ExportSession), ``close(interrupted=...)`` or ``close()``: as
-    the local run loop closes it."""
-    try:
-        params = inspect.signature(sink.close).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if "status" in params:
-        sink.close(status=status)
-    elif "interrupted" in params:
-        sink.close(interrupted=status != "complete")
-    else:
-        sink.close()
 
 
 def _skip_in_sink(sink, event, message: str) -> None:
@@ -159,7 +143,7 @@ def run_on_ray(
             if hasattr(sink, "settings") and isinstance(sink.settings, dict):
                 sink.settings["cluster"] = summary.cluster_dict()
             stopped = summary.interrupted or summary.cancelled
-            _close_sink(sink, "failed" if failure is not None else "interrupted" if stopped else "complete")
+            finish_sink(sink, "failed" if failure is not None else "interrupted" if stopped else "complete")
     return summary
 
 
@@ -193,7 +177,7 @@ class _Loop:
         becomes the time the first worker was ready."""
         started = False
         while True:
-            if _is_cancelled(self.cancel):
+            if is_cancelled(self.cancel):
                 self.summary.cancelled = True
                 return
             if self.options.follow:

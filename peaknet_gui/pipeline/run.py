@@ -182,7 +182,7 @@ class _Prefetcher:
         self._thread.join(timeout=10)
 
 
-def _is_cancelled(cancel) -> bool:
+def is_cancelled(cancel) -> bool:
     if cancel is None:
         return False
     if hasattr(cancel, "is_set"):
@@ -224,7 +224,7 @@ def run_analysis(
         fetch = _Prefetcher(source, indices, analyzer, depth=prefetch * batch_size)
         finished = False
         while not finished:
-            if _is_cancelled(cancel):
+            if is_cancelled(cancel):
                 summary.cancelled = True
                 break
             batch = []
@@ -232,7 +232,7 @@ def run_analysis(
                 try:
                     item = fetch.get(timeout=0.1 if batch else 0.5)
                 except queue.Empty:
-                    if batch or _is_cancelled(cancel):
+                    if batch or is_cancelled(cancel):
                         break
                     continue
                 if item is _END:
@@ -287,7 +287,7 @@ def run_analysis(
             fetch.close()
         if sink is not None and close_sink:
             status = "failed" if failed else "interrupted" if (summary.interrupted or summary.cancelled) else "complete"
-            _close(sink, status)
+            finish_sink(sink, status)
     return summary
 
 
@@ -304,7 +304,7 @@ def _skip(source, sink, i: int, err: Exception, summary: RunSummary) -> None:
         sink.add_skipped(path, index, str(err))
 
 
-def _close(sink, status: str) -> None:
+def finish_sink(sink, status: str) -> None:
     """``sink.close(status=...)`` when the sink takes it (ExportSession), ``close(interrupted=...)``
     or ``close()`` otherwise."""
     try:
