@@ -112,6 +112,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         self._source = None
         self._run: Optional[RunInfo] = None
         self._static = None
+        self._user_mask = None  # the mask editor's pixels (True = masked), added to ``_static``
         self._frames = _LRU(FRAME_CACHE)
         self._views = _LRU(VIEW_CACHE)
         self._results = _LRU(RESULT_CACHE)
@@ -189,7 +190,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
                 "run": self._run,
                 "finder": copy.deepcopy(self._finder),
                 "mask": copy.deepcopy(self._mask),
-                "static_mask": self._static,
+                "static_mask": self._effective_static(),
                 "predictor": pred,
                 "model": copy.deepcopy(self._model_settings),
                 "analyzer_factory": self._analyzer_factory,
@@ -215,6 +216,24 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
 
     def set_static_mask_file(self, path: Optional[str]) -> None:
         self.reader.submit("open", self._job_mask_file, path, context=f"Mask file {path}")
+
+    def set_user_mask(self, mask) -> None:
+        """The mask editor's pixels (bool, data shape, True = masked; None: none) join the run's
+        static mask for analysis, overlays and exports (a mask of another shape is ignored).
+        Cheap (a new analyzer sharing the model); the shown frame is analysed again."""
+        with self._lock:
+            self._user_mask = None if mask is None else mask.astype(bool, copy=True)
+            if self._run is None:
+                return
+            self._rebuild_analyzer(keep_predictor=True)
+        self.show(self._wanted if self._wanted >= 0 else 0)
+
+    def _effective_static(self):
+        """The run's static mask plus the mask editor's (lock held)."""
+        user, static = self._user_mask, self._static
+        if user is None or self._run is None or tuple(user.shape) != tuple(self._run.shape[-2:]):
+            return static
+        return user if static is None else (static | user)
 
     def set_model(self, model: ModelSettings) -> None:
         """New weights/device: a new analyzer, results cleared (frames and views kept)."""
@@ -304,7 +323,8 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         old = self._analyzer
         ms = self._model_settings
         kwargs = dict(weights=ms.weights, device=ms.device, geometry=self._run.geometry if self._run else None,
-                      finder=copy.deepcopy(self._finder), mask=copy.deepcopy(self._mask), static_mask=self._static)
+                      finder=copy.deepcopy(self._finder), mask=copy.deepcopy(self._mask),
+                      static_mask=self._effective_static())
         if keep_predictor and old is not None and getattr(old, "_predictor", None) is not None:
             kwargs["predictor"] = old._predictor
         if self._analyzer_factory is not None:
@@ -354,7 +374,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
 
     def _emit_overlay(self, index: int, result, version: int) -> None:
         view = self._view(index)
-        ov = build_overlay(index, view.frame, result, view.mapper, self._static, settings_version=version)
+        with self._lock:
+            static = self._effective_static()
+        ov = build_overlay(index, view.frame, result, view.mapper, static, settings_version=version)
         if index == self._wanted:
             self.overlayReady.emit(ov)
 
