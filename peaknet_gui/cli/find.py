@@ -78,8 +78,11 @@ def register(sub) -> None:
     p.add_argument("--max-res", type=positive, help="coarsest d-spacing kept, Angstrom")
     p.add_argument("--pf8-threshold", type=finite, default=0.0, help="peakfinder8 ADC threshold (detector units)")
     p.add_argument("--pf8-min-snr", type=nonnegative, default=5.0, help="peakfinder8 per-pixel SNR threshold")
-    p.add_argument("--mask", dest="mask_file", help="static mask file (HDF5, .npy, EDF)")
-    p.add_argument("--mask-polarity", default="auto", choices=("auto", "bad_nonzero", "good_nonzero"))
+    p.add_argument("--mask", dest="mask_file",
+                   help="static mask file: HDF5 (e.g. the GUI mask editor's mask.h5, /mask, 1 = bad), .npy, EDF")
+    p.add_argument("--mask-dataset", help="HDF5 dataset of the mask (default: /mask, /data/data, ... or the only 2-D one)")
+    p.add_argument("--mask-polarity", default="auto", choices=("auto", "bad_nonzero", "good_nonzero"),
+                   help="auto: the file's polarity attribute, else the minority value is bad")
     p.add_argument("--formats", type=_formats, default=list(FORMATS), help="comma-separated subset of stream,lst,cxi,mask")
     p.add_argument("--dataset", help="HDF5 dataset of the frames (when a file holds several)")
     p.add_argument("--batch-size", type=positive_int, help="frames per model call (default: 1 on CPU, 8 on GPU)")
@@ -188,7 +191,8 @@ def run(args) -> int:
         shape = first.shape
         if geometry is not None:
             geometry.check_data_shape(shape, f"frames of {first.event.path}")
-        static = static_mask(shape, mask_file=args.mask_file, polarity=args.mask_polarity, geometry=geometry)
+        static = static_mask(shape, mask_file=args.mask_file, mask_dataset=args.mask_dataset, polarity=args.mask_polarity,
+                             geometry=geometry)
         finder, mask = _settings(args)
         analyzer = FrameAnalyzer(
             args.algorithm, weights=args.weights, device="cpu" if uses_cluster(args) else args.device,  # cluster: workers' device
