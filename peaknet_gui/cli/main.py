@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -33,13 +34,61 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+def version_report() -> tuple:
+    """(text, weights found): the package version and the weights the commands use by default:
+    file name, sha256 (checked against the sidecar's record when there is one) and location."""
+    import hashlib
+    import json
+    import platform
+    from importlib import metadata
+
+    from ..shipped import ENV_WEIGHTS, default_weights_path
+
+    try:
+        torch = f", torch {metadata.version('torch')}"
+    except metadata.PackageNotFoundError:
+        torch = ", torch not installed"
+    lines = [f"peaknet_gui {__version__} (Python {platform.python_version()}{torch})"]
+    path = default_weights_path()
+    origin = f" (${ENV_WEIGHTS})" if os.environ.get(ENV_WEIGHTS) else ""
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        lines.append(f"weights: {path}: cannot be read ({e.strerror or e}){origin}")
+        return "\n".join(lines), False
+    digest = h.hexdigest()
+    check = "no sidecar"
+    try:
+        recorded = json.loads(path.with_suffix(".json").read_text()).get("sha256")
+        check = f"matches {path.with_suffix('.json').name}" if recorded == digest else \
+            f"DOES NOT MATCH {path.with_suffix('.json').name} ({recorded})"
+    except (OSError, ValueError, AttributeError):
+        pass
+    lines.append(f"weights: {path.name} sha256 {digest} ({check})")
+    lines.append(f"  {path}{origin}")
+    return "\n".join(lines), True
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed when asked for (hashing the weights), not for every command."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        text, found = version_report()
+        print(text)
+        parser.exit(0 if found else 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="peaknet",
         description="PeakNet peak finding for serial crystallography: inspect runs, simulate, "
         "train, evaluate, find peaks and export to CrystFEL, calibrate on silver behenate.",
     )
-    parser.add_argument("--version", action="version", version=f"peaknet_gui {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and the model weights (name, sha256, where) and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:

@@ -3,6 +3,7 @@
     peaknet-gui [RUN...] [--geom G] [--event N] [--dataset D] [--mask M]
                 [--device auto|cpu|cuda] [--weights W] [--algorithm peaknet|peakfinder8]
                 [--screenshot OUT.png [--timeout S] [--size WxH]]
+    peaknet-gui --install-desktop-entry | --remove-desktop-entry
 
 Without RUN the built-in demo run opens.  ``--screenshot`` opens the run at ``--event``, waits
 until that frame's peaks and masks are drawn, saves the window as PNG and exits (0 on success,
@@ -36,7 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="1600x1000", help="window size WxH (default: %(default)s)")
     p.add_argument("--settings", help="settings INI file (default: the user's settings; --screenshot: fresh defaults)")
     p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--install-desktop-entry", action="store_true",
+                   help="add PeakNet to the desktop's application menu (a .desktop file and the icon in "
+                   "$XDG_DATA_HOME, default ~/.local/share) and exit")
+    p.add_argument("--remove-desktop-entry", action="store_true", help="remove that menu entry and icon, and exit")
     return p
+
+
+def _desktop_entry(install: bool) -> int:
+    from ..desktop_entry import install_desktop_entry, remove_desktop_entry
+    from ..errors import PeakNetError
+
+    try:
+        if install:
+            paths = install_desktop_entry()
+            print(f"peaknet-gui: desktop entry {paths.entry}\npeaknet-gui: icon {paths.icon}")
+        else:
+            removed = remove_desktop_entry()
+            print("\n".join(f"peaknet-gui: removed {p}" for p in removed) or "peaknet-gui: no desktop entry installed")
+    except PeakNetError as e:
+        print(f"peaknet-gui: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _size(text: str) -> tuple:
@@ -51,6 +73,8 @@ def _size(text: str) -> tuple:
 
 def main(argv: Optional[list] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.install_desktop_entry or args.remove_desktop_entry:
+        return _desktop_entry(install=args.install_desktop_entry)
     from .memory import limit_heap_growth
 
     limit_heap_growth()  # before any thread starts (see .memory)

@@ -6,17 +6,12 @@ from pathlib import Path
 
 from .qt import QtCore, QtGui, QtWidgets
 
-ICON_NAME = "peaknet-gui.svg"
+from ..shipped import ICON_NAME, shipped_file
 
 
 def icon_path() -> Path:
-    """The application icon: ``icons/`` of the source checkout or of an installed package."""
-    import sys
-
-    here = Path(__file__).resolve().parents[2] / "icons" / ICON_NAME
-    if here.exists():
-        return here
-    return Path(sys.prefix) / "share" / "peaknet_gui" / "icons" / ICON_NAME
+    """The application icon: inside an installed package, else ``icons/`` of the source checkout."""
+    return shipped_file(ICON_NAME)
 
 
 def app_icon() -> QtGui.QIcon:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
@@ -26,14 +25,13 @@ import torch
 
 from ..errors import ModelError
 from ..export.atomic import atomic_path, atomic_write
+from ..shipped import ENV_WEIGHTS, WEIGHTS_FILENAME, default_weights_path  # noqa: F401 (public here)
 from .normalize import NORMALIZATION
 from .unet import PeakNet, PeakNetConfig
 
 log = logging.getLogger(__name__)
 
 FORMAT = "peaknet_gui-weights/1"
-WEIGHTS_FILENAME = "peaknet.safetensors"
-ENV_WEIGHTS = "PEAKNET_WEIGHTS"
 
 
 @dataclass
@@ -76,21 +74,6 @@ def sha256_file(path) -> str:
 def sidecar_path(path) -> Path:
     """``x/peaknet.safetensors`` -> ``x/peaknet.json``."""
     return Path(path).with_suffix(".json")
-
-
-def default_weights_path() -> Path:
-    """The shipped weights: ``$PEAKNET_WEIGHTS``, else ``resources/`` of the source checkout,
-    else ``<sys.prefix>/share/peaknet_gui/resources`` of an installed package."""
-    env = os.environ.get(ENV_WEIGHTS)
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "resources" / WEIGHTS_FILENAME
-    if repo.exists():
-        return repo
-    installed = Path(sys.prefix) / "share" / "peaknet_gui" / "resources" / WEIGHTS_FILENAME
-    if installed.exists():
-        return installed
-    return repo
 
 
 def _tensors_for_saving(net: PeakNet) -> dict:
