@@ -90,9 +90,6 @@ def install_desktop_entry(environ=None, command: Optional[List[str]] = None) -> 
     source_icon = shipped_file(ICON_NAME)
     if not source_icon.is_file():
         raise ExportError(f"{source_icon}: the application icon is missing from this installation")
-    for target in (paths.icon, paths.entry):
-        if target.parent.exists() and not target.parent.is_dir():
-            raise ExportError(f"{target.parent}: exists and is not a folder; cannot install the desktop entry")
     try:
         with atomic_path(paths.icon, suffix=".svg") as tmp:
             shutil.copyfile(source_icon, tmp)
