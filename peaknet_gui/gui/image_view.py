@@ -354,7 +354,7 @@ class DetectorImageView(QtWidgets.QWidget):
         self.readoutChanged.emit(readout(self.view, p.x(), p.y()))
 
     def _mouse_clicked(self, ev) -> None:
-        if ev.double() and ev.button() == QtCore.Qt.LeftButton:
+        if ev.double() and ev.button() == QtCore.Qt.LeftButton and not ev.isAccepted():  # not a tool's click
             self.fit()
 
     def _zoom_changed(self, *_):
