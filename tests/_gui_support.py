@@ -59,7 +59,10 @@ class Recorder:
         return self
 
 
-def make_window(qtbot, tmp_path, factory=None, size=(1400, 900), **kwargs):
+def make_window(qtbot, tmp_path, factory=None, size=(1400, 900), background: bool = False, **kwargs):
+    """A shown main window.  ``background``: the worker's whole-run analysis (off by default so
+    the tests that count model runs or race frames see only what they ask for; on in
+    test_gui_background.py)."""
     from peaknet_gui.gui.main_window import MainWindow
     from peaknet_gui.gui.settings import AppSettings
 
@@ -71,6 +74,7 @@ def make_window(qtbot, tmp_path, factory=None, size=(1400, 900), **kwargs):
         factory = None  # the application's own analyzer (weights from the window's model settings)
     settings = AppSettings(str(tmp_path / "settings.ini"))
     w = MainWindow(settings, analyzer_factory=factory, restore_layout=False, **kwargs)
+    w.worker.set_background(background)
     qtbot.addWidget(w)
     w.resize(*size)
     w.show()

@@ -6,7 +6,13 @@ Signals for the window, tests and add-on docks:
 * ``frameShown(FrameView)`` -- a new image is on screen (add-on docks read the frame and its
   geometry from it);
 * ``frameComplete(index)`` -- the frame's peaks and masks are drawn too;
-* ``errorShown(title, text)``.
+* ``errorShown(title, text)``;
+* ``backgroundProgress(done, total)`` -- frames of the run analysed with the current settings.
+
+Per-run state: when a run opens, everything that belonged to the previous one -- image,
+circles, Frame info, hover read-out, the last error -- is reset before the new run's first frame
+is drawn (add-on docks reset theirs on ``runOpened``).  A run that fails to open changes
+nothing: the error is a dialog, the frame on screen and its circles stay as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class RunController(QtCore.QObject):
     frameComplete = Signal(int)
     errorShown = Signal(str, str)
     statusMessage = Signal(str, int)
+    backgroundProgress = Signal(int, int)
 
     def __init__(self, state: BrowserState, worker, view, nav, docks: dict, parent_widget=None):
         super().__init__(parent_widget)
@@ -70,6 +77,7 @@ class RunController(QtCore.QObject):
         w.failed.connect(self._on_failed)
         w.warning.connect(self._on_warning)
         w.status.connect(self._on_worker_status)
+        w.backgroundProgress.connect(self._on_background_progress)
 
         nav.indexRequested.connect(self.go)
         nav.stepRequested.connect(self.step)
@@ -101,7 +109,11 @@ class RunController(QtCore.QObject):
         self.run = info
         self.current_view = None
         self.current_overlay = None
+        self._current_done = False
+        self._last_error = ("", 0.0)
         self.view.clear()
+        self.view.readoutChanged.emit(None)  # no panel name or value of the old run under the cursor
+        self.docks["info"].clear()
         start = info.request.start_index
         self.state.set_run(info.n_frames, start)
         self.nav.set_range(info.n_frames)
@@ -263,9 +275,16 @@ class RunController(QtCore.QObject):
         self.frameComplete.emit(ov.index)
         self._maybe_advance()
 
-    def _on_summary(self, index: int, n_peaks: int, hit: bool, ms: float, version: int) -> None:
-        self.state.record(index, n_peaks, hit, ms)
+    def _on_summary(self, index: int, n_peaks: int, hit: bool, ms: float, fingerprint) -> None:
+        if self.run is None or not 0 <= index < self.state.n_frames:
+            return
+        self.state.record(index, n_peaks, hit, ms, fingerprint)
         if not self.overview_timer.isActive():
+            self.overview_timer.start()
+
+    def _on_background_progress(self, done: int, total: int) -> None:
+        self.backgroundProgress.emit(done, total)
+        if done >= total and not self.overview_timer.isActive():
             self.overview_timer.start()
 
     def _on_model_ready(self, device: str, info) -> None:
@@ -274,9 +293,12 @@ class RunController(QtCore.QObject):
 
     def _on_failed(self, context: str, exc) -> None:
         self.set_playing(False)
-        if self.current_view is not None and self.current_view.index == self.state.index:
+        about_frame = context.startswith(("Frame ", "Analysing frame", "Reading frame"))
+        if about_frame and self.current_view is not None and self.current_view.index == self.state.index:
             self._current_done = True
-        self.docks["info"].set_no_result(type(exc).__name__)
+        if about_frame and context.endswith(f" {self.state.index}"):
+            # the frame on screen has no result; a failed open or geometry leaves the pane alone
+            self.docks["info"].set_no_result(type(exc).__name__)
         title, text = dialogs.describe(context, exc)
         now = time.monotonic()
         if (text, ) == (self._last_error[0], ) and now - self._last_error[1] < 3.0:

@@ -7,6 +7,11 @@ model) and writes them with :class:`peaknet_gui.export.session.ExportSession` --
 (:mod:`peaknet_gui.export.transaction`): the chosen directory gets the whole new set or keeps the
 old one, a second export into it while one runs is refused, unreadable files and frames are
 listed in summary.json ``skipped``.  :func:`write_frame_mask` writes its two files the same way.
+
+Frames the window has analysed already with the export's very settings (the worker's compact
+store, ``ctx["cached"]``: the background analysis fills it for the whole run) are written from
+those results through :class:`ReusingAnalyzer` -- no second model run, and the exported peaks
+are exactly the drawn ones; only the others go through the model.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import ExportError, InputError
+from ..peaks.filters import is_hit
 
 SCOPES = ("current", "all", "hits")
 FORMATS = ("stream", "lst", "cxi", "mask")
@@ -89,6 +95,56 @@ def _settings_dict(ctx: dict) -> dict:
     return {"finder": ctx["finder"].as_dict(), "mask": ctx["mask"].as_dict(), "source": "peaknet-gui"}
 
 
+class ReusingAnalyzer:
+    """An analyzer that answers frames found in ``cached`` (``{event lst line: CompactResult}``)
+    from there and hands only the others to ``inner`` (anything else is ``inner``'s)."""
+
+    _CACHED = object()  # what prepare() gives for a cached frame (no normalisation)
+
+    def __init__(self, inner, cached: dict):
+        self._inner = inner
+        self._cached = dict(cached or {})
+        self.reused = 0
+        self.analysed = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def _lookup(self, frame):
+        return self._cached.get(frame.event.lst_line())
+
+    def prepare(self, frame):
+        if self._lookup(frame) is not None:
+            return self._CACHED
+        return self._inner.prepare(frame)
+
+    def analyze(self, frames, prepared=None):
+        frames = list(frames)
+        prepared = list(prepared) if prepared is not None else [None] * len(frames)
+        out = [None] * len(frames)
+        todo = []
+        for k, (frame, prep) in enumerate(zip(frames, prepared)):
+            c = self._lookup(frame)
+            if c is not None:
+                r = c.result(with_mask=True)
+                r.hit = is_hit(r.peaks, self._inner.finder.min_peaks_for_hit)  # the hit criterion of the export
+                r.timings_ms = {}
+                out[k] = r
+                self.reused += 1
+            else:
+                todo.append((k, frame, None if prep is self._CACHED else prep))
+        if todo:
+            preps = [p for _, _, p in todo]
+            results = self._inner.analyze([f for _, f, _ in todo], None if any(p is None for p in preps) else preps)
+            for (k, _, _), r in zip(todo, results):
+                out[k] = r
+            self.analysed += len(todo)
+        return out
+
+    def analyze_one(self, frame):
+        return self.analyze([frame])[0]
+
+
 def _make_analyzer(ctx: dict):
     run = ctx["run"]
     kwargs = dict(weights=ctx["model"].weights, device=ctx["model"].device, geometry=run.geometry, finder=ctx["finder"],
@@ -103,6 +159,8 @@ def _make_analyzer(ctx: dict):
         an = FrameAnalyzer(ctx["finder"].algorithm, backend=ctx["model"].backend, **kwargs)
     if ctx.get("hot_pixels") is not None:
         an.hot_pixels = ctx["hot_pixels"]  # the window's hot pixels, frozen: exported peaks = drawn peaks
+    if ctx.get("cached"):
+        an = ReusingAnalyzer(an, ctx["cached"])
     return an
 
 

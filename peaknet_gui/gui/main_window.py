@@ -60,9 +60,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker = AnalysisWorker(self.state.finder, self.state.mask, model, analyzer_factory=analyzer_factory)
         self.worker.set_display(self.state.display.log_scale, self.state.display.percentiles)
         self._export_job = None
-        self._last_export_dir = ""
+        self._export_dirs = {}  # run -> the folder its last export went to (per-run state)
 
-        self.setWindowTitle("PeakNet")
+        self.setWindowTitle("")  # Qt adds the application name ("PeakNet") itself
         self.setWindowIcon(app_icon())
         self.image_view = DetectorImageView(self.state.display)
         self.nav = NavigationBar()
@@ -99,12 +99,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.readout_label = QtWidgets.QLabel("")
         self.readout_label.setMinimumWidth(300)
         self.run_label = QtWidgets.QLabel("no run")
+        self.progress_bar = QtWidgets.QProgressBar()  # the demo being generated, the run analysed in the background
+        self.progress_bar.setMaximumWidth(160)
+        self.progress_bar.setMaximumHeight(14)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setVisible(False)
         self._status_timer = QtCore.QTimer(self)
         self._status_timer.setSingleShot(True)
         self._status_timer.timeout.connect(lambda: self.status_label.setText(""))
         sb = self.statusBar()
         sb.addWidget(self.status_label, 1)
         sb.addPermanentWidget(self.readout_label)
+        sb.addPermanentWidget(self.progress_bar)
         sb.addPermanentWidget(self.run_label)
 
         self.controller.statusMessage.connect(self._status)
@@ -116,6 +122,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks["mask"].exportRequested.connect(self.export_mask_dialog)
         self.docks["peaks"].weightsRequested.connect(self.open_weights_dialog)
         self.worker.summaryReady.connect(self._on_summary)
+        self.worker.openProgress.connect(self._show_progress)
+        self.controller.backgroundProgress.connect(self._show_progress)
         self._refresh_recent_menu()
         self.resize(1500, 980)
         self._restored = False
@@ -206,7 +214,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.settings.set_model(path, ms.device)
 
     def _run_opened(self, info) -> None:
-        self.setWindowTitle(f"PeakNet \u2014 {info.request.label()}")
+        self.setWindowTitle(info.request.label())
         if not info.request.demo:
             self.settings.add_recent(info.request)
             self._refresh_recent_menu()
@@ -227,12 +235,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_summary(self, *_):
         self._update_run_label()
 
+    def _show_progress(self, done: int, total: int) -> None:
+        bar = self.progress_bar
+        bar.setVisible(0 < total and done < total)
+        bar.setMaximum(max(total, 1))
+        bar.setValue(done)
+        bar.setToolTip(f"{done} of {total}")
+
     def _update_run_label(self) -> None:
         st = self.state
         if self.controller.run is None:
             self.run_label.setText("no run")
             return
-        self.run_label.setText(f"{st.n_frames} frames \u2022 {st.n_analysed} analysed \u2022 {st.n_hits} hits")
+        self.run_label.setText(f"{st.n_frames} frames \u2022 analysed {st.n_current}/{st.n_frames} \u2022 {st.n_hits} hits")
 
     def _status(self, text: str, timeout_ms: int = 0) -> None:
         self.status_label.setText(text)
@@ -290,15 +305,32 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.run is None:
             dialogs.show_error(self, "Export", "Open a run first.")
             return
-        out = self._last_export_dir or os.path.join(self._start_dir(), "peaknet_out")
+        out = self.export_dir()
         dlg = ExportDialog(out, "all", n_frames=self.state.n_frames, parent=self)
         if dlg.exec_() != QtWidgets.QDialog.Accepted:
             return
         self.start_export(dlg.options())
 
+    def _run_key(self) -> tuple:
+        run = self.controller.run
+        return ("demo",) if run is not None and run.request.demo else tuple(run.request.inputs) if run else ()
+
+    def export_dir(self) -> str:
+        """The folder the export dialog offers: this run's last one, else ``peaknet_<run>`` in the
+        last directory (never another run's folder)."""
+        known = self._export_dirs.get(self._run_key())
+        if known:
+            return known
+        run = self.controller.run
+        label = run.request.label() if run is not None else "out"
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in label.split(" (+")[0]).strip("._") or "out"
+        for ext in (".cxi", ".h5", ".hdf5", ".nxs", ".cbf"):
+            stem = stem[: -len(ext)] if stem.lower().endswith(ext) else stem
+        return os.path.join(self._start_dir(), f"peaknet_{stem}")
+
     def start_export(self, options: ExportOptions):
         """Run an export (what the Export dialog's button does); returns the job thread."""
-        self._last_export_dir = options.out_dir
+        self._export_dirs[self._run_key()] = options.out_dir
         frame = result = None
         if options.scope == "current":
             frame = self.worker.cached_frame(self.state.index)
@@ -316,7 +348,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.controller.current_view is None:
             dialogs.show_error(self, "Export mask", "Open a run first.")
             return
-        default = os.path.join(self._last_export_dir or self._start_dir(), f"mask_{self.state.index}.h5")
+        default = os.path.join(self.export_dir(), f"mask_{self.state.index}.h5")  # 0-based, as //N
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export auto-mask for CrystFEL", default, "HDF5 mask (*.h5)")
         if path:
             self.export_mask(path)

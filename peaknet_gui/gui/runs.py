@@ -81,12 +81,14 @@ def _expand(inputs: list) -> object:
     return items[0] if len(items) == 1 else items
 
 
-def open_source(request: RunRequest, geometry=None):
-    """The run source of a request (``open_run`` / the demo run) and the inputs it used."""
+def open_source(request: RunRequest, geometry=None, progress=None):
+    """The run source of a request (``open_run`` / the demo run) and the inputs it used.
+    ``progress(done, total)``: frames generated when the demo run is made (first start)."""
     if request.demo:
         from ..sources.demo import demo_run_path, open_demo_run
 
-        return open_demo_run(), [str(demo_run_path())]
+        path = demo_run_path(progress=progress)  # generated on first use, then cached
+        return open_demo_run(), [str(path)]
     if not request.inputs:
         raise InputError("no run given: choose files, a glob or a directory")
     from ..sources import open_run
@@ -95,14 +97,14 @@ def open_source(request: RunRequest, geometry=None):
     return open_run(inputs, dataset=request.dataset, geometry=geometry), list(request.inputs)
 
 
-def open_run_request(request: RunRequest):
+def open_run_request(request: RunRequest, progress=None):
     """Open a run: (source, RunInfo).  Reads the first frame to check that the run is usable."""
     user_geom = None
     if request.geometry_path:
         from ..geometry.crystfel_geom import read_geom
 
         user_geom = read_geom(os.path.expanduser(request.geometry_path))
-    source, inputs = open_source(request, user_geom)
+    source, inputs = open_source(request, user_geom, progress=progress)
     try:
         n = len(source)
         if n == 0:

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ..pipeline.settings import FinderSettings, MaskSettings
+from .background import analysis_fingerprint
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class FrameSummary:
     hit: bool
     ms: float = 0.0
     settings_version: int = 0
+    fingerprint: tuple = ()  # the settings the peaks were found with (background.analysis_fingerprint)
 
 
 @dataclass
@@ -160,10 +162,36 @@ class BrowserState:
         return True
 
     # --- summaries ------------------------------------------------------------------------------
-    def record(self, index: int, n_peaks: int, hit: bool, ms: float = 0.0) -> FrameSummary:
-        s = FrameSummary(int(index), int(n_peaks), bool(hit), float(ms), self.settings_version)
+    def record(self, index: int, n_peaks: int, hit: bool, ms: float = 0.0, fingerprint: Optional[tuple] = None) -> FrameSummary:
+        """A frame's peak count; ``fingerprint`` (default: the current settings') says which
+        settings found them."""
+        fp = self.fingerprint if fingerprint is None else tuple(fingerprint)
+        s = FrameSummary(int(index), int(n_peaks), bool(hit), float(ms), self.settings_version, fp)
         self.summaries[int(index)] = s
         return s
+
+    @property
+    def fingerprint(self) -> tuple:
+        return analysis_fingerprint(self.finder, self.mask)
+
+    def is_current(self, s: FrameSummary) -> bool:
+        """The summary was made with the current settings (else it awaits the background)."""
+        return s.fingerprint == self.fingerprint
+
+    @property
+    def n_current(self) -> int:
+        """Frames analysed with the current settings."""
+        fp = self.fingerprint
+        return sum(1 for s in self.summaries.values() if s.fingerprint == fp)
+
+    def analysed_mask(self, current_only: bool = True) -> np.ndarray:
+        """bool per frame of the run: analysed (with the current settings)."""
+        out = np.zeros(self.n_frames, dtype=bool)
+        fp = self.fingerprint
+        for i, s in self.summaries.items():
+            if 0 <= i < self.n_frames and (not current_only or s.fingerprint == fp):
+                out[i] = True
+        return out
 
     def forget_summaries(self) -> None:
         self.summaries = {}
@@ -200,3 +228,18 @@ class BrowserState:
         lo = np.maximum(n - w, 0)
         rate = 100.0 * (c[n] - c[lo]) / (n - lo)
         return idx, rate
+
+
+def with_gaps(x: np.ndarray, y: np.ndarray) -> tuple:
+    """(x, y) with a NaN point between frames that are not neighbours, so that a line drawn with
+    ``connect="finite"`` stops at frames never analysed instead of crossing them."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) < 2:
+        return x, y
+    breaks = np.nonzero(np.diff(x) > 1)[0] + 1
+    if not len(breaks):
+        return x, y
+    xs = np.insert(x, breaks, x[breaks] - 0.5)
+    ys = np.insert(y, breaks, np.nan)
+    return xs, ys

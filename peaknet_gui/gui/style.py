@@ -50,6 +50,10 @@ def apply_dark_style(app: QtWidgets.QApplication) -> None:
     p.setColor(QtGui.QPalette.Link, c("#6ea8ff"))
     for role in (QtGui.QPalette.WindowText, QtGui.QPalette.Text, QtGui.QPalette.ButtonText):
         p.setColor(QtGui.QPalette.Disabled, role, c("#7a8090"))
+    # disabled sliders (a threshold held by "argmax") must look it: no blue fill, a flat handle
+    p.setColor(QtGui.QPalette.Disabled, QtGui.QPalette.Highlight, c("#3a3f4b"))
+    p.setColor(QtGui.QPalette.Disabled, QtGui.QPalette.Button, c("#2b2f38"))
+    p.setColor(QtGui.QPalette.Disabled, QtGui.QPalette.Base, c("#23262e"))
     app.setPalette(p)
     app.setStyleSheet(
         "QDockWidget::title { background: #323846; padding: 4px; font-weight: bold; }"

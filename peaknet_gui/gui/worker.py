@@ -5,16 +5,21 @@ Three :class:`~.jobs.JobThread` s, each latest-wins per slot:
 * **reader** (``open``, ``show``, ``refresh``, ``prefetch``, ``ahead``): opens runs and geometries,
   reads frames (bounded LRU cache), builds the display image (:func:`.display.build_frame_view`)
   and reads the next frame in the browsing direction ahead;
-* **model** (``current``, ``prefetch``, ``search``, ``backlog``): :meth:`FrameAnalyzer.analyze`
-  -- the only thread that runs the model; the displayed frame first, then the next frame while
-  playing, then a hit search, then frames appended in follow-live mode;
+* **model** (``current``, ``prefetch``, ``search``, ``backlog``, ``background``):
+  :meth:`FrameAnalyzer.analyze` -- the only thread that runs the model; the displayed frame
+  first, then the next frame while playing, then a hit search, then frames appended in
+  follow-live mode, then -- one frame per job, so anything the user asks for comes first -- the
+  rest of the run in read-ahead order from the frame on screen (:mod:`.background`);
 * **post** (``rethreshold``, ``io``): :meth:`FrameAnalyzer.rethreshold` from the cached
   probabilities when a slider moves (no model run), and small file writes.
 
 Every message carries its frame index; the GUI side keeps only what belongs to the frame it
 shows (``index == wanted``), so stale results are dropped.  Results are cached per frame
 together with the settings version that made them; a frame analysed with older thresholds is
-re-thresholded, never re-run.  Problems come back through :attr:`AnalysisWorker.failed`.
+re-thresholded, never re-run.  Every analysed frame also goes to a compact store
+(:class:`~.background.ResultStore`: peaks, hit, packed mask) kept for the whole run, which
+shows analysed frames at once, feeds the run overview and is reused by exports.  Problems come
+back through :attr:`AnalysisWorker.failed` (the background skips unreadable frames quietly).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Optional
 
 from ..errors import InputError, PeakNetError
 from ..pipeline.settings import FinderSettings, MaskSettings
+from .background import BackgroundPlan, ResultStore, analysis_fingerprint, result_of
 from .display import build_frame_view, build_overlay
 from .jobs import JobThread
 from .worker_jobs import WorkerJobs
@@ -84,7 +90,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
     datasetNeeded = Signal(object, object)  # RunRequest, list[DatasetInfo]
     frameReady = Signal(object)  # FrameView
     overlayReady = Signal(object)  # OverlayView
-    summaryReady = Signal(int, int, bool, float, int)  # index, peaks, hit, ms, settings version
+    summaryReady = Signal(int, int, bool, float, object)  # index, peaks, hit, ms, settings fingerprint
+    openProgress = Signal(int, int)  # a run being prepared (the demo generated): done, total
+    backgroundProgress = Signal(int, int)  # frames analysed with the current settings, frames in the run
     runGrew = Signal(int)  # frames in the run now
     hitFound = Signal(int)  # hit search: frame index, -1 when none was found
     modelReady = Signal(str, object)  # device name, model info dict
@@ -94,7 +102,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
     status = Signal(str)  # what the worker is doing ("" when idle)
 
     def __init__(self, finder: Optional[FinderSettings] = None, mask: Optional[MaskSettings] = None,
-                 model: Optional[ModelSettings] = None, analyzer_factory=None, parent=None):
+                 model: Optional[ModelSettings] = None, analyzer_factory=None, background: bool = True, parent=None):
         super().__init__(parent)
         self._lock = threading.RLock()
         self._source_lock = threading.Lock()  # one thread at a time reads from (or refreshes) the run
@@ -116,6 +124,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         self._frames = _LRU(FRAME_CACHE)
         self._views = _LRU(VIEW_CACHE)
         self._results = _LRU(RESULT_CACHE)
+        self._store = ResultStore()  # compact results of every analysed frame of the run
+        self._plan = BackgroundPlan()
+        self.background_enabled = bool(background)
         self._wanted = -1
         self._direction = 1  # of the last single step: the frame read ahead
         self._request = 0
@@ -127,7 +138,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         self.stats = WorkerStats()
         self.reader = JobThread("peaknet-reader", ("open", "show", "refresh", "prefetch", "ahead"))
         # the model runs at a lower priority than reading and drawing: frames stay quick to show
-        self.model = JobThread("peaknet-model", ("current", "prefetch", "search", "backlog"), nice=8)
+        self.model = JobThread("peaknet-model", ("current", "prefetch", "search", "backlog", "background"), nice=8)
         self.post = JobThread("peaknet-post", ("rethreshold", "io"), nice=2)
         for t in (self.reader, self.model, self.post):
             t.failed.connect(self._on_job_failed)
@@ -169,12 +180,25 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         return self._wanted
 
     def cached_result(self, index: int):
-        """The result cached for ``index`` with the current settings, else None."""
+        """The result of ``index`` with the current settings (full, else from the compact
+        store: peaks, hit and mask, no probabilities), None when not analysed with them."""
         with self._lock:
             c = self._results.get(index)
             if c is not None and c.key == self._result_key() and c.version == self._version:
                 return c.result
-            return None
+            stored = self._store.get(index, self._result_key(), self._fingerprint())
+            hit_min = self._finder.min_peaks_for_hit
+        return None if stored is None else result_of(stored, hit_min)
+
+    def analysed(self) -> set:
+        """Frames analysed with the current run, model and settings."""
+        with self._lock:
+            key, fp = self._result_key(), self._fingerprint()
+        return self._store.done(key, fp)
+
+    @property
+    def store(self) -> ResultStore:
+        return self._store
 
     def cached_frame(self, index: int):
         with self._lock:
@@ -194,6 +218,8 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
                 "predictor": pred,
                 "model": copy.deepcopy(self._model_settings),
                 "analyzer_factory": self._analyzer_factory,
+                # frames analysed with these very settings: the export writes them without the model
+                "cached": self._store.snapshot(self._result_key(), self._fingerprint()),
             }
 
     def busy(self) -> bool:
@@ -257,6 +283,21 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             index = self._wanted
         if index >= 0 and self._source is not None:
             self._request_result(index, self._request)
+        self.kick_background()
+
+    def set_background(self, on: bool) -> None:
+        """Whole-run analysis in the background on/off (on: it starts at once)."""
+        self.background_enabled = bool(on)
+        if on:
+            self.kick_background()
+        else:
+            self.model.cancel("background")
+
+    def kick_background(self) -> None:
+        """Start (or go on with) the background analysis of the run, if there is work."""
+        if not self.background_enabled or self._source is None or self.model.pending("background"):
+            return
+        self.model.submit("background", self._job_background, context="Analysing the run")
 
     def set_display(self, log_scale: bool, percentiles, manual_levels: Optional[tuple] = None) -> None:
         """Log scale and level percentiles (the shown frame is prepared again when they change);
@@ -317,6 +358,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
     def _result_key(self) -> tuple:
         return (self._generation, self._finder.algorithm)
 
+    def _fingerprint(self) -> tuple:
+        return analysis_fingerprint(self._finder, self._mask)
+
     def _rebuild_analyzer(self, keep_predictor: bool = True, new_run: bool = False) -> None:
         """A new analyzer for the current run settings (call with the lock held); the run's
         hot-pixel statistics carry over unless ``new_run``."""
@@ -337,6 +381,8 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             self._analyzer.hot_pixels = old.hot_pixels
         self._generation += 1
         self._results.clear()
+        self._store.clear()
+        self._plan.reset()
         self._backlog.clear()
 
     def _frame(self, index: int):
@@ -394,7 +440,10 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
                     return
             else:
                 result = None
-                if self._in_flight == (index, key):
+                stored = self._store.get(index, key, self._fingerprint())
+                if stored is not None:  # analysed before (e.g. in the background): no model run
+                    result = result_of(stored, self._finder.min_peaks_for_hit)
+                elif self._in_flight == (index, key):
                     return  # the model is on it; it emits when done
         if result is not None:
             self._emit_overlay(index, result, version)

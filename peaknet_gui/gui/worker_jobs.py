@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import InputError, ModelError, PeakNetError
+from .background import analysis_fingerprint, result_of
 from .runs import RunRequest, open_run_request, read_geometry_for, static_mask_for
 
 log = logging.getLogger(__name__)
 
 GUI_PRIME_FRAMES = 8  # frames read at run open for the hot-pixel statistics (the rest follow as analysed)
+NEAR = 2  # background results this close to the shown frame keep their probabilities (sliders, play)
 
 
 @dataclass
@@ -32,11 +34,15 @@ class WorkerJobs:
         from ..sources import AmbiguousDatasetError
 
         try:
-            source, info = open_run_request(request)
+            source, info = open_run_request(request, progress=self._open_progress)
         except AmbiguousDatasetError as e:
             self.status.emit("")
             self.datasetNeeded.emit(request, list(e.candidates))
+            self._resume()
             return
+        except BaseException:
+            self._resume()  # the run on screen stays as it was: its work (cancelled by open_run) goes on
+            raise
         static, warning = static_mask_for(info)
         with self._lock:
             old = self._source
@@ -58,6 +64,21 @@ class WorkerJobs:
             self.warning.emit(warning)
         self.status.emit("")
         self.runOpened.emit(info)
+        self.kick_background()
+
+    def _open_progress(self, done: int, total: int) -> None:
+        """The demo run being generated (first start): shown in the status bar."""
+        self.openProgress.emit(int(done), int(total))
+        self.status.emit(f"Generating the demo run (first start only): frame {done} of {total}\u2026")
+
+    def _resume(self) -> None:
+        """After an open that did not happen: the shown frame gets its overlay, the background goes on."""
+        with self._lock:
+            index = self._wanted
+            has_run = self._source is not None
+        if has_run and index >= 0:
+            self.show(index)
+        self.kick_background()
 
     def _prime_hot_pixels(self, source, analyzer) -> None:
         """Learn the new run's hot and dead pixels from a few frames spread over it before the
@@ -114,6 +135,7 @@ class WorkerJobs:
             n = len(self._source) if self._source is not None else 0
         if 0 <= nxt < n:
             self.reader.submit("ahead", self._job_read_ahead, nxt, context=f"Reading frame {nxt}")
+        self.kick_background()
 
     def _job_read_ahead(self, job, index: int) -> None:
         try:
@@ -121,14 +143,17 @@ class WorkerJobs:
         except PeakNetError:
             pass  # a bad frame: its error comes when it is shown
 
-    def _analyze(self, index: int, purpose: str):
+    def _analyze(self, index: int, purpose: str, frame=None):
         """Run the analyzer on one frame, cache the result and, when the frame is the one on
         screen, deliver its overlay.  Returns (result, settings version); (None, v) when the model
-        cannot run (its error was reported before)."""
-        frame = self._frame(index)
+        cannot run (its error was reported before).  Background frames (``purpose``
+        "background", read by the caller) keep only their compact result unless they are near
+        the frame on screen."""
+        frame = self._frame(index) if frame is None else frame
         with self._lock:
             an = self._analyzer
             key = self._result_key()
+            fingerprint = self._fingerprint()
             version = self._version
             finder, mask = copy.deepcopy(self._finder), copy.deepcopy(self._mask)
             if finder.algorithm == "peaknet" and self._model_error is not None:
@@ -149,15 +174,17 @@ class WorkerJobs:
             with self._lock:
                 current = key == self._result_key()
                 if result is not None and current:
-                    self._results.put(index, _CachedResult(key, version, result))
+                    if purpose != "background" or abs(index - self._wanted) <= NEAR:
+                        self._results.put(index, _CachedResult(key, version, result))
+                    self._store.put(index, key, fingerprint, frame, result)
                 self._in_flight = None
         self.stats.analyses += 1
         if not current:  # another run, geometry or algorithm meanwhile: the result means nothing now
             self.stats.dropped_stale += 1
             return None, version
         self._report_device(an)
-        self.summaryReady.emit(index, result.n_peaks, bool(result.hit), result.total_ms, version)
-        if purpose != "search":
+        self.summaryReady.emit(index, result.n_peaks, bool(result.hit), result.total_ms, fingerprint)
+        if purpose not in ("search", "background"):
             self.status.emit("")
         self._deliver(index, result, version)
         return result, version
@@ -201,19 +228,23 @@ class WorkerJobs:
         if 0 <= nxt < n:
             self.reader.submit("prefetch", self._job_prefetch_read, nxt, context=f"Reading frame {nxt}")
 
+    def _done(self, index: int) -> bool:
+        """Frame ``index`` has a result for the current settings (or one to re-threshold)."""
+        with self._lock:
+            c = self._results.get(index)
+            key = self._result_key()
+            return (c is not None and c.key == key) or self._store.get(index, key, self._fingerprint()) is not None
+
     def _job_prefetch_read(self, job, index: int) -> None:
         self._view(index)
         with self._lock:
-            c = self._results.get(index)
-            if (c is not None and c.key == self._result_key()) or (self._in_flight is not None and self._in_flight[0] == index):
+            if self._done(index) or (self._in_flight is not None and self._in_flight[0] == index):
                 return
         self.model.submit("prefetch", self._job_prefetch_model, index, context=f"Analysing frame {index}")
 
     def _job_prefetch_model(self, job, index: int) -> None:
-        with self._lock:
-            c = self._results.get(index)
-            if c is not None and c.key == self._result_key():
-                return
+        if self._done(index):
+            return
         self._analyze(index, "prefetch")
 
     def _job_rethreshold(self, job, index: int) -> None:
@@ -224,16 +255,20 @@ class WorkerJobs:
             an = self._analyzer
             version = self._version
             finder, mask = copy.deepcopy(self._finder), copy.deepcopy(self._mask)
-        if c is None or c.key != key or frame is None:
+        if c is None or c.key != key:
             self._request_result(index, self._request)
             return
+        if frame is None:
+            frame = self._frame(index)
         result = an.rethreshold(c.result, frame, finder, mask)
         self.stats.rethresholds += 1
+        fingerprint = analysis_fingerprint(finder, mask)
         with self._lock:
             if key != self._result_key():
                 return
             self._results.put(index, _CachedResult(key, version, result))
-        self.summaryReady.emit(index, result.n_peaks, bool(result.hit), result.total_ms, version)
+            self._store.put(index, key, fingerprint, frame, result)
+        self.summaryReady.emit(index, result.n_peaks, bool(result.hit), result.total_ms, fingerprint)
         if index == self._wanted and version == self._version:
             self._emit_overlay(index, result, version)
 
@@ -260,9 +295,7 @@ class WorkerJobs:
             if not self._backlog:
                 return
             index = self._backlog.pop()  # newest first
-            c = self._results.get(index)
-            done = c is not None and c.key == self._result_key()
-        if not done:
+        if not self._done(index):
             self._analyze(index, "backlog")
         with self._lock:
             more = bool(self._backlog)
@@ -277,9 +310,7 @@ class WorkerJobs:
             if job.cancelled or self._stale(rid):
                 self.status.emit("")
                 return
-            with self._lock:
-                c = self._results.get(i)
-                cached = c.result if c is not None and c.key == self._result_key() and c.version == self._version else None
+            cached = self.cached_result(i)
             if cached is None:
                 self.status.emit(f"Searching for a hit: frame {i}\u2026")
                 try:
@@ -296,3 +327,48 @@ class WorkerJobs:
             i += direction
         self.status.emit("")
         self.hitFound.emit(-1)
+
+    # --- the whole run, in the background ------------------------------------------------------------
+    def _job_background(self, job) -> None:
+        """Analyse one frame of the run not analysed yet (read-ahead order from the shown frame),
+        then queue the next: whatever the user asks for runs between two background frames."""
+        if not self.background_enabled or job.cancelled:
+            return
+        with self._lock:
+            src = self._source
+            if src is None or (self._finder.algorithm == "peaknet" and self._model_error is not None):
+                return
+            n = len(src)
+            origin = self._wanted if self._wanted >= 0 else 0
+            key, fingerprint = self._result_key(), self._fingerprint()
+            done = self._store.done(key, fingerprint)
+            index = self._plan.next(n, origin, done.__contains__)
+            c = self._results.get(index) if index is not None else None
+        if index is None:
+            self.backgroundProgress.emit(len(self._store.done(key, fingerprint)), n)
+            return
+        if c is not None and c.key == key:  # probabilities at hand: re-threshold, no model run
+            self._job_rethreshold(job, index)
+        else:
+            try:
+                with self._source_lock:
+                    frame = src[index]  # not through the frame cache: the browser's frames stay there
+                self.stats.reads += 1
+                self._analyze(index, "background", frame=frame)
+            except ModelError:
+                return  # reported when the frame on screen is analysed
+            except PeakNetError as e:  # an unreadable frame: the browser reports it when shown
+                log.debug("background analysis skips frame %d: %s", index, e)
+                with self._lock:
+                    self._plan.skipped.add(index)
+        with self._lock:
+            still = key == self._result_key() and fingerprint == self._fingerprint()
+        if not still:
+            self._plan.retry(index)
+        self.stats.extra["background"] = self.stats.extra.get("background", 0) + 1
+        self.backgroundProgress.emit(len(self._store.done(*self._current_key())), n)
+        self.kick_background()
+
+    def _current_key(self) -> tuple:
+        with self._lock:
+            return self._result_key(), self._fingerprint()

@@ -36,8 +36,9 @@ def demo_kinds(frames: int) -> list:
     return out
 
 
-def make_demo_run(out_path, frames: int = 24, seed: int = 2024) -> Path:
-    """Write the demo run to ``out_path`` (CXI + ``.geom`` beside it) and return its path."""
+def make_demo_run(out_path, frames: int = 24, seed: int = 2024, progress=None) -> Path:
+    """Write the demo run to ``out_path`` (CXI + ``.geom`` beside it) and return its path.
+    ``progress(done, total)`` is called after each frame."""
     det = copy.copy(get_detector(DEMO_DETECTOR))
     rng = np.random.default_rng(seed)
     personality = draw_personality(det, rng)
@@ -57,4 +58,6 @@ def make_demo_run(out_path, frames: int = 24, seed: int = 2024) -> Path:
             if kind == "calibrant":
                 p.calibrant = dataclasses.replace(p.calibrant or CalibrantArtifact(), calibrant="AgBh")
             w.add(simulate_frame(det, p, personality))
+            if progress is not None:
+                progress(i + 1, frames)
     return Path(out_path)

@@ -54,8 +54,9 @@ def _find_run(folder: Path) -> Optional[Path]:
     return found[0] if found else None
 
 
-def demo_run_path(frames: int = DEMO_FRAMES, seed: int = DEMO_SEED) -> Path:
-    """Path of the cached demo run (generated on first use)."""
+def demo_run_path(frames: int = DEMO_FRAMES, seed: int = DEMO_SEED, progress=None) -> Path:
+    """Path of the cached demo run (generated on first use; ``progress(done, total)`` after each
+    frame generated, when the simulator takes it)."""
     make = _simulator()
     kind = "sim" if make is not None else "standin"
     root = demo_cache_dir()
@@ -72,7 +73,10 @@ def demo_run_path(frames: int = DEMO_FRAMES, seed: int = DEMO_SEED) -> Path:
         out = tmp / DEMO_FILE
         log.info("generating the demo run (%d frames) in %s", frames, final)
         if make is not None:
-            made = make(out, frames=frames, seed=seed)
+            import inspect
+
+            extra = {"progress": progress} if progress is not None and "progress" in inspect.signature(make).parameters else {}
+            made = make(out, frames=frames, seed=seed, **extra)
             if made is not None and Path(made).parent != tmp and Path(made).exists():
                 shutil.move(str(made), str(out))
         else:

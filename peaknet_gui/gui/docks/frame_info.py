@@ -48,7 +48,8 @@ class FrameInfoDock(QtWidgets.QDockWidget):
 
     def set_frame(self, view: FrameView, n_frames: int, geometry_text: str = "") -> None:
         fr = view.frame
-        self._set("event", f"{view.index + 1} / {n_frames}   {fr.event.event_string}".rstrip(), fr.event.lst_line())
+        # 0-based like the spin box, the export range and CrystFEL's //N: "11 / 11" is the last of 12
+        self._set("event", f"{view.index} / {max(n_frames - 1, 0)}   {fr.event.event_string}".rstrip(), fr.event.lst_line())
         h, w = fr.shape
         self._set("file", os.path.basename(fr.event.path),
                   f"{fr.event.path}\n{w} \u00d7 {h} pixels (fs \u00d7 ss), {fr.data.dtype}")
@@ -91,6 +92,12 @@ class FrameInfoDock(QtWidgets.QDockWidget):
         self._set("time", ", ".join(parts) or f"{result.total_ms:.0f} ms",
                   "\n".join(f"{k}: {v:.1f} ms" for k, v in t.items()))
         self._set("device", f"{result.algorithm} \u2022 {result.device}")
+
+    def clear(self) -> None:
+        """Nothing shown (a new run, before its first frame)."""
+        for key in self.labels:
+            self._set(key, "\u2013")
+        self.labels["hit"].setStyleSheet("")
 
     def set_no_result(self, why: str) -> None:
         self._set("peaks", "\u2013")

@@ -1,4 +1,9 @@
-"""Run overview dock: peaks per frame and the rolling hit rate; a click jumps to that frame."""
+"""Run overview dock: peaks per frame and the rolling hit rate; a click jumps to that frame.
+
+A shaded band behind the peaks marks the frames analysed with the current settings (the
+worker's background analysis fills it); points of frames analysed with earlier settings are
+drawn hollow until analysed again; the hit-rate line stops at frames never analysed.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ import numpy as np
 
 from ..overlays import PEAK_COLOR
 from ..qt import QtCore, QtWidgets, Signal, pg
-from ..state import BrowserState
+from ..state import BrowserState, with_gaps
 
 HIT_COLOR = (255, 170, 40)
 MISS_COLOR = (120, 130, 150)
+BAND_COLOR = (90, 150, 230, 45)
 
 
 class RunOverviewDock(QtWidgets.QDockWidget):
@@ -45,7 +51,15 @@ class RunOverviewDock(QtWidgets.QDockWidget):
         self.peaks_plot.addItem(self.scatter)
         self.threshold_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 170, 40, 120), style=QtCore.Qt.DashLine))
         self.peaks_plot.addItem(self.threshold_line)
-        self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(HIT_COLOR, width=1.5))
+        self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(HIT_COLOR, width=1.5), connect="finite")
+        # analysed frames: a one-row image stretched over the visible height behind the points
+        self.band = pg.ImageItem(np.zeros((1, 1), np.uint8))
+        self.band.setLookupTable(np.array([(0, 0, 0, 0), BAND_COLOR], dtype=np.uint8))
+        self.band.setLevels((0, 1))
+        self.band.setZValue(-10)
+        self.peaks_plot.addItem(self.band, ignoreBounds=True)
+        self.peaks_plot.getViewBox().sigYRangeChanged.connect(self._place_band)
+        self._band_n = 0
         self.cursors = []
         for p in (self.peaks_plot, self.rate_plot):
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(PEAK_COLOR, width=1))
@@ -61,15 +75,29 @@ class RunOverviewDock(QtWidgets.QDockWidget):
         self.scatter.sigClicked.connect(self._points_clicked)
         self.plots.scene().sigMouseClicked.connect(self._scene_clicked)
         self._n_frames = 0
-        self._brushes = (pg.mkBrush(HIT_COLOR), pg.mkBrush(MISS_COLOR))
+        self._brushes = (pg.mkBrush(HIT_COLOR), pg.mkBrush(MISS_COLOR), pg.mkBrush(None), pg.mkBrush(None))
+        self._pens = (pg.mkPen(None), pg.mkPen(None), pg.mkPen(HIT_COLOR), pg.mkPen(MISS_COLOR))
+        self.n_done = 0  # frames analysed with the current settings (what the band shows)
+
+    def _place_band(self, *_):
+        y0, y1 = self.peaks_plot.getViewBox().viewRange()[1]
+        self.band.setRect(QtCore.QRectF(-0.5, y0, max(self._band_n, 1), y1 - y0))
 
     def update_from(self, state: BrowserState) -> None:
         """Redraw from the state's summaries (cheap: a few thousand points)."""
         idx, peaks, hits = state.series()
-        brushes = np.where(hits, 0, 1)
-        self.scatter.setData(x=idx, y=peaks, brush=[self._brushes[k] for k in brushes], data=idx)
+        fp = state.fingerprint
+        stale = np.array([state.summaries[i].fingerprint != fp for i in idx], dtype=bool)
+        kind = np.where(hits, 0, 1) + 2 * stale
+        self.scatter.setData(x=idx, y=peaks, brush=[self._brushes[k] for k in kind], pen=[self._pens[k] for k in kind],
+                             data=idx)
         ridx, rate = state.rolling_hit_rate()
-        self.rate_curve.setData(ridx, rate)
+        self.rate_curve.setData(*with_gaps(ridx, rate))
+        done = state.analysed_mask()
+        self.n_done = int(done.sum())
+        self._band_n = len(done)
+        self.band.setImage(done.astype(np.uint8).reshape(1, -1), autoLevels=False, levels=(0, 1))  # row-major: one row
+        self._place_band()
         self.threshold_line.setPos(state.finder.min_peaks_for_hit)
         if state.n_frames != self._n_frames:
             self._n_frames = state.n_frames
@@ -82,8 +110,10 @@ class RunOverviewDock(QtWidgets.QDockWidget):
             self.peaks_plot.setXRange(-0.5, max(state.n_frames - 0.5, 0.5), padding=0.01)
         self.set_current(state.index)
         n = state.n_analysed
+        stale_n = n - self.n_done
         self.summary.setText(
-            f"analysed {n} of {state.n_frames} frames \u2022 hits {state.n_hits} ({100 * state.hit_rate:.1f} %)"
+            f"analysed {self.n_done}/{state.n_frames}" + (f" (+{stale_n} with earlier settings)" if stale_n else "")
+            + f" \u2022 hits {state.n_hits} ({100 * state.hit_rate:.1f} %)"
             + (f" \u2022 mean peaks {peaks.mean():.1f}" if n else ""))
 
     def set_current(self, index: int) -> None:

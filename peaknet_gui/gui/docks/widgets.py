@@ -56,7 +56,9 @@ class ProbabilitySlider(QtWidgets.QWidget):
         self.blockSignals(False)
 
     def _update_label(self) -> None:
-        self.slider.setEnabled(not self.argmax.isChecked())
+        held = self.argmax.isChecked()
+        self.slider.setEnabled(not held)  # greyed (style: disabled palette), the label too
+        self.label.setEnabled(not held)
         self.label.setText(self._auto_label if self.argmax.isChecked() else f"{self.slider.value() / 100:.2f}")
 
     def _changed(self, *_):
