@@ -1,5 +1,5 @@
 """The Linux desktop entry: ``peaknet-gui --install-desktop-entry`` puts PeakNet in the user's
-application menu (freedesktop.org Desktop Entry Specification 1.5).
+application menu (freedesktop.org Desktop Entry Specification, version 1.4 of the file format).
 
 Writes ``$XDG_DATA_HOME/applications/peaknet-gui.desktop`` and the icon
 ``$XDG_DATA_HOME/icons/hicolor/scalable/apps/peaknet-gui.svg`` (``$XDG_DATA_HOME`` defaults to
@@ -67,7 +67,7 @@ def entry_text(command: List[str], icon: Path) -> str:
     return "\n".join([
         "[Desktop Entry]",
         "Type=Application",
-        "Version=1.5",
+        "Version=1.4",
         "Name=PeakNet",
         "GenericName=Serial crystallography run browser",
         "Comment=Browse serial-crystallography runs: PeakNet peak finding, auto-masking, CrystFEL export",

@@ -200,6 +200,8 @@ def test_installed_desktop_entry(installed):
     text = entry.read_text()
     assert f"Exec={venv / 'bin' / 'peaknet-gui'} %F\n" in text and f"Icon={icon}\n" in text
     assert icon.read_bytes() == (REPO / "icons" / ICON_NAME).read_bytes()
+    if shutil.which("desktop-file-validate"):  # desktop-file-utils, when installed
+        run(["desktop-file-validate", entry], cwd=work)
     # a data folder that is a file: a message naming it, exit status 2, no traceback
     bad = dict(env, XDG_DATA_HOME=str(work / "not-a-folder"))
     (work / "not-a-folder").write_text("")
