@@ -66,8 +66,8 @@ class PeakTableModel(QtCore.QAbstractTableModel):
 
     def sort(self, column: int, order=Qt.AscendingOrder) -> None:
         self.layoutAboutToBeChanged.emit()
-        self._sort = (int(column), order == Qt.DescendingOrder)
-        self.order = self.table.sort_order(*self._sort)
+        self._sort = (int(column), order == Qt.DescendingOrder) if 0 <= column < len(COLUMNS) else None
+        self.order = self.table.sort_order(*self._sort) if self._sort else np.arange(len(self.table), dtype=np.int64)
         self.layoutChanged.emit()
 
     def peak_at(self, row: int) -> int:

@@ -1,6 +1,6 @@
 """One frame's peaks as a table (Qt-free): the GUI's peak table, its clipboard text and CSV export.
 
-Columns: ``#`` (the peak's index in the frame's :class:`~peaknet_gui.peaks.peaklist.PeakList`),
+Columns: ``peak`` (shown as ``#``: the peak's index in the frame's :class:`~peaknet_gui.peaks.peaklist.PeakList`),
 ``fs``/``ss`` (pixel indices of the data array, centre of the first pixel at 0), ``panel`` (the
 geometry's panel name), ``d_A`` (d-spacing in Angstrom, empty when the geometry or the photon
 energy is unknown), ``intensity`` (background-subtracted total), ``snr`` (of the total),
@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ExportError
 from .peaklist import PeakList
 
-COLUMNS = ("#", "fs", "ss", "panel", "d_A", "intensity", "snr", "pixel_snr", "confidence", "pixels")
+COLUMNS = ("peak", "fs", "ss", "panel", "d_A", "intensity", "snr", "pixel_snr", "confidence", "pixels")
 HEADERS = ("#", "fs", "ss", "panel", "d (\u00c5)", "intensity", "SNR", "pixel SNR", "confidence", "pixels")
 _DECIMALS = {"fs": 2, "ss": 2, "d_A": 3, "intensity": 1, "snr": 2, "pixel_snr": 2, "confidence": 3}
 
@@ -49,7 +49,7 @@ class PeakTable:
             return self.panel_names[i] if 0 <= i < len(self.panel_names) else ("" if i < 0 else str(i))
         if not math.isfinite(v):
             return "\u221e" if name == "d_A" and v > 0 else ""
-        if name in ("#", "pixels"):
+        if name in ("peak", "pixels"):
             return str(int(v))
         return f"{v:.{_DECIMALS.get(name, 3)}f}"
 
@@ -89,8 +89,8 @@ def peak_table(peaks: PeakList, geometry=None) -> PeakTable:
 
 
 def write_peak_csv(path, table: PeakTable, rows: Optional[Sequence[int]] = None, comment: Optional[str] = None) -> None:
-    """Write the table (or some rows) as CSV, atomically; ``comment`` becomes a leading ``# ...``
-    line (e.g. the frame).  Raises :class:`ExportError` naming the file."""
+    """Write the table (or some rows) as CSV, atomically; ``comment`` becomes leading ``# ...``
+    lines (e.g. the frame; the header line never starts with ``#``).  Raises :class:`ExportError` naming the file."""
     from ..export.atomic import atomic_write
 
     text = table.rows_text(rows, sep=",")
