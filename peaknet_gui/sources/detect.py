@@ -8,7 +8,10 @@
   :class:`~.fabio_series.FabioSeries`;
 * a directory or a glob: its image files in natural order, followed (``refresh()`` adds files
   that appear) -> :class:`~.follow.FollowedRun`;
-* several HDF5 files -> :class:`~.chain.HDF5Chain`.
+* several HDF5 files -> :class:`~.chain.HDF5Chain`;
+* a stream address: ``tcp://HOST:PORT`` (a DECTRIS Eiger's SIMPLON stream) or
+  ``karabo-bridge://HOST:PORT[/SOURCE]`` (European XFEL) -> a live
+  :class:`~.live.run.StreamRun` (``stream_options``: window size, every_frame, ...).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .fabio_series import FabioSeries
 from .follow import FollowedRun, Watcher, drop_linked_data_files, image_kind, list_directory, list_glob, natural_key
 from .h5util import is_hdf5
 from .hdf5 import HDF5Source
+from .live.run import is_stream_url
 
 _GLOB_CHARS = set("*?[")
 
@@ -86,6 +90,7 @@ def open_run(
     geometry=None,
     *,
     settle_s: float = 1.0,
+    stream_options: Optional[dict] = None,
 ) -> RunSource:
     """Open a run lazily (no pixels read).  ``geometry`` is a Geometry (or a ``.geom`` path); it is
     checked against the frame shape and, when it names ``data = /path``, chooses the dataset.
@@ -99,7 +104,7 @@ def open_run(
         if not items:
             raise InputError("no input files given")
         if len(items) == 1:
-            return open_run(items[0], dataset, geometry, settle_s=settle_s)
+            return open_run(items[0], dataset, geometry, settle_s=settle_s, stream_options=stream_options)
         files = []
         for it in items:
             got = _expand(it)
@@ -109,6 +114,8 @@ def open_run(
         files = drop_linked_data_files(files)
         return _open_files(files, dataset, geometry, f"{items[0]} ... ({len(items)} inputs)")
     item = os.fspath(inputs) if isinstance(inputs, (str, os.PathLike, Path)) else None
+    if isinstance(item, str) and is_stream_url(item):
+        return open_stream(item, geometry=geometry, **(stream_options or {}))
     if item is None:
         raise InputError(f"cannot open a run from {inputs!r}: give a path, a directory, a glob or a list")
     if os.path.isdir(item) or _is_glob(item):
@@ -126,6 +133,17 @@ def open_run(
         hint = "" if not parent or os.path.isdir(parent) else f" (directory {parent} does not exist)"
         raise InputError(f"{item}: no such file or directory{hint}")
     return _open_files([item], dataset, geometry, item)
+
+
+def open_stream(url: str, geometry=None, **options) -> RunSource:
+    """A live run reading the stream at ``url`` (see the module doc)."""
+    if url.lower().startswith("karabo-bridge://"):
+        from .stream_karabo import open_karabo_stream
+
+        return open_karabo_stream(url, geometry=geometry, **options)
+    from .stream_eiger import open_eiger_stream
+
+    return open_eiger_stream(url, geometry=geometry, **options)
 
 
 def sort_naturally(paths: list) -> list:
