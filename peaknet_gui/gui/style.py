@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .qt import QtCore, QtGui, QtWidgets
-
 from ..shipped import ICON_NAME, shipped_file
+from .qt import QtCore, QtGui, QtWidgets
 
 
 def icon_path() -> Path:
