@@ -73,7 +73,7 @@ def test_rows_are_the_frames_peaks_sorted_and_linked_to_the_image(qtbot, window,
     (x0, x1), (y0, y1) = window.image_view.view_box.viewRange()
     px, py = window.image_view.data_to_scene(pk.fs[peak], pk.ss[peak])
     assert abs((x0 + x1) / 2 - float(px)) < 2.0 and abs((y0 + y1) / 2 - float(py)) < 2.0
-    assert x1 - x0 <= 2.2 * 40 and dock.marker.isVisible()
+    assert min(x1 - x0, y1 - y0) <= 2 * 40 + 1 and dock.marker.isVisible()  # aspect locked: the other side is wider
 
     # a click on another peak's circle selects its row (the image does not move)
     other = dock.model.peak_at(0) if peak != dock.model.peak_at(0) else dock.model.peak_at(1)

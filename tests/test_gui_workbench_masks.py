@@ -152,7 +152,9 @@ def test_levels_ring_panel_apply_and_files(qtbot, window, run_path, recorder, tm
     # a resolution ring
     dock.d_min.setValue(5.0)
     dock.d_max.setValue(8.0)
-    n = dock.mask_resolution()
+    with qtbot.waitSignal(dock.maskChanged, timeout=30000):
+        dock.mask_resolution()  # the d-spacing map is made in the file thread
+    n = dock.edit.n_masked
     d = 1.0 / dock.view.geometry.resolution(*np.mgrid[0:2 * N, 0:2 * N][::-1].astype(float))
     assert n == int(((d >= 5.0) & (d <= 8.0)).sum()) > 0
     dock.clear()

@@ -65,6 +65,37 @@ def test_polygon_on_a_multi_panel_frame_masks_exactly_the_pixels_inside_it():
     assert sel[geom.panels[2].slices()].sum() > 0 and sel[geom.panels[3].slices()].sum() > 0
 
 
+def test_aligned_and_general_mappings_agree_and_turned_panels():
+    """The fast path (display index map, aligned panels) and the general one (every pixel centre
+    mapped) select the same pixels; a panel turned by 30 degrees takes the general path."""
+    geom = four_panels()
+    shape = geom.data_shape
+    asm = Assembler(geom, shape)
+    assert asm.pixel_aligned
+
+    class Unaligned:  # the same layout, seen without the aligned shortcut
+        to_display = staticmethod(asm.to_display)
+
+    fast, general = PixelCentres(shape, asm), PixelCentres(shape, Unaligned())
+    assert general.x is not None and fast.x is None
+    shapes = (Polygon(tuple(POLY)), Rect(3.2, 40.0, 99.0, 60.5), Circle(50.0, 50.0, 30.3),
+              Stroke(((5.0, 90.0), (90.0, 5.0), (95.0, 95.0)), 3.5), Rect(-20, -20, 500, 500))
+    for sh in shapes:
+        a, b = fast.select(sh), general.select(sh)
+        assert np.array_equal(a, b) and a.any(), sh
+    assert fast.select(Rect(-20, -20, 500, 500)).all()  # every panel pixel once
+    c, s_ = np.cos(np.radians(30)), np.sin(np.radians(30))
+    turned = Geometry(panels=[Panel("t", 0, 39, 0, 29, corner_x=-20.0, corner_y=-15.0, fs=(c, s_, 0), ss=(-s_, c, 0),
+                                    res=1.0 / 172e-6, clen=0.1)], clen=0.1, photon_energy_ev=12000.0)
+    tasm = Assembler(turned, turned.data_shape)
+    assert not tasm.pixel_aligned
+    tc = PixelCentres(turned.data_shape, tasm)
+    poly = [(5.0, 5.0), (40.0, 8.0), (30.0, 40.0)]
+    ss, fs = np.mgrid[0:30, 0:40]
+    row, col = tasm.to_display(fs.astype(float), ss.astype(float))
+    assert np.array_equal(tc.select(Polygon(tuple(poly))), winding_inside(col + 0.5, row + 0.5, poly))
+
+
 def test_rect_circle_stroke_on_the_data_array():
     shape = (40, 60)
     c = PixelCentres(shape)  # no geometry: scene = data array

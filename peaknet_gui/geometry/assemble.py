@@ -140,6 +140,12 @@ class Assembler:
         return (p.slices(), transpose, rb < ra, cb < ca, (slice(r_lo, r_hi + 1), slice(c_lo, c_hi + 1)))
 
     @property
+    def pixel_aligned(self) -> bool:
+        """True when every panel pixel sits exactly on one display pixel (the display is made of
+        block copies): each data pixel is shown once, its centre at a display pixel's centre."""
+        return self._blocks is not None
+
+    @property
     def coverage(self) -> np.ndarray:
         """True where a display pixel shows a data pixel."""
         return self.panel_map >= 0

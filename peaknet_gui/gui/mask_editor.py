@@ -22,8 +22,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import PeakNetError
-from ..masks.editor_ops import EditableMask, PixelCentres, panel_pixels, resolution_pixels, value_range_pixels
+from ..errors import GeometryError
+from ..masks.editor_ops import (EditableMask, PixelCentres, d_spacing_map, panel_pixels, resolution_pixels,
+                                 value_range_pixels)
 from . import dialogs
 from .file_jobs import file_jobs
 from .mask_tools import EDIT_MASK_COLOR, TOOLS, EditedMaskOverlay, MaskToolItem
@@ -63,6 +64,7 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         self.edit: Optional[EditableMask] = None
         self.applied_revision: Optional[int] = None  # the edit's revision the worker has (None: none)
         self._centres: dict = {}
+        self._d_map: Optional[tuple] = None  # (key, d-spacing map) of the last ring mask
         self.overlay = EditedMaskOverlay()
         self.tool_item = MaskToolItem(self.image_view.view_box)
         self.image_view.add_item(self.overlay, z=12)
@@ -282,18 +284,35 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         px = value_range_pixels(f.data, self.image_view.levels, self.view.log_scale, bad=f.bad)
         return self.edit_pixels(px, self.masking, "outside the levels")
 
-    def mask_resolution(self) -> int:
+    def mask_resolution(self) -> None:
+        """Mask the d-spacing range of the spin boxes; the d-spacing map is computed once per
+        geometry in the file thread, then the edit follows (``maskChanged``)."""
         if not self._ready("Resolution range"):
-            return 0
+            return
         lo, hi = self.d_min.value(), self.d_max.value() or math.inf
         wl = self.view.wavelength_a
+        geom, shape, masked = self.view.geometry, self.edit.shape, self.masking
+        energy = HC_EV_A / wl if wl else None
+        key = (id(geom), geom is not None and geom.clen, energy, shape)
+        label = f"d {lo:g}\u2013{hi:g} \u00c5"
+
+        def done(d_map):
+            self._d_map = (key, d_map)
+            if self.edit is not None and self.edit.shape == shape:
+                self.edit_pixels(resolution_pixels(None, shape, lo, hi, d_map=d_map), masked, label)
+
+        if self._d_map is not None and self._d_map[0] == key:
+            done(self._d_map[1])
+            return
+        file_jobs(self.window).submit(self._d_spacing_map, geom, shape, energy, lo, hi,
+                                      context=f"Resolution range {lo:g}\u2013{hi:g} \u00c5", on_done=done)
+
+    @staticmethod
+    def _d_spacing_map(geom, shape, energy, lo, hi):
         try:
-            px = resolution_pixels(self.view.geometry, self.edit.shape, lo, hi,
-                                   photon_energy_ev=HC_EV_A / wl if wl else None)
-        except PeakNetError as e:
-            dialogs.show_error(self.window, "Mask editor", f"Resolution range {lo:g}\u2013{hi:g} \u00c5: {e}")
-            return 0
-        return self.edit_pixels(px, self.masking, f"d {lo:g}\u2013{hi:g} \u00c5")
+            return d_spacing_map(geom, shape, energy)
+        except GeometryError as e:
+            raise GeometryError(f"Resolution range {lo:g}\u2013{hi:g} \u00c5: {e}") from e
 
     def _history(self, fn) -> Optional[str]:
         if self.edit is None:

@@ -105,8 +105,11 @@ class PeakTableDock(QtWidgets.QDockWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.horizontalHeader().setDefaultSectionSize(64)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        fm = self.table.fontMetrics()
+        for c, sample in enumerate(("0000", "0000.00", "0000.00", "q0a15", "00.000", "000000.0", "000.00", "000.00",
+                                    "0.000", "0000")):
+            width = max(fm.horizontalAdvance(sample), fm.horizontalAdvance(HEADERS[c]) + 14) + 12
+            self.table.horizontalHeader().resizeSection(c, width)
         self.table.setAlternatingRowColors(True)
         self.label = QtWidgets.QLabel("no frame")
         self.copy_button = QtWidgets.QPushButton("Copy")

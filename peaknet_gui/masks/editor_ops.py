@@ -103,14 +103,22 @@ class PixelCentres:
     """Scene position of every data pixel's centre, for one frame shape and display layout.
 
     ``assembler`` (:class:`~peaknet_gui.geometry.assemble.Assembler`) None: the display is the
-    data array.  Pixels outside every panel get NaN and are never selected.
+    data array.  Pixels outside every panel are never selected.  When every panel pixel sits on
+    one display pixel (:attr:`Assembler.pixel_aligned`: all but rotated or scaled panels), a shape
+    is tested on the display pixels of its bounding box and mapped back through the display's
+    index map; otherwise every data pixel's centre is mapped to the display once and tested.
     """
 
     def __init__(self, shape: tuple, assembler=None):
         self.shape = (int(shape[-2]), int(shape[-1]))
         self.assembler = assembler
+        self.x = self.y = None
+        self._index = None  # display pixel -> flat data index (-1: none), aligned layouts
         if assembler is None:
-            self.x = self.y = None  # identity: computed from slices on demand
+            return
+        if getattr(assembler, "pixel_aligned", False):
+            idx = assembler.display_to_data_index()
+            self._index = idx.astype(np.int32) if idx.size and idx.max() < 2**31 - 1 else idx
             return
         ss, fs = np.mgrid[0:self.shape[0], 0:self.shape[1]]
         row, col = assembler.to_display(fs.ravel().astype(np.float64), ss.ravel().astype(np.float64))
@@ -123,13 +131,19 @@ class PixelCentres:
         x0, y0, x1, y1 = shape.bbox()
         if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
             return out
-        if self.x is None:  # identity: the bounding box is a slice of the data array
-            c0, c1 = max(int(math.floor(x0 - 0.5)), 0), min(int(math.ceil(x1 - 0.5)) + 1, self.shape[1])
-            r0, r1 = max(int(math.floor(y0 - 0.5)), 0), min(int(math.ceil(y1 - 0.5)) + 1, self.shape[0])
+        if self.x is None:  # the data array or an aligned display: test the pixels of the bounding box
+            h, w = self.shape if self._index is None else self._index.shape
+            c0, c1 = max(int(math.floor(x0 - 0.5)), 0), min(int(math.ceil(x1 - 0.5)) + 1, w)
+            r0, r1 = max(int(math.floor(y0 - 0.5)), 0), min(int(math.ceil(y1 - 0.5)) + 1, h)
             if c1 <= c0 or r1 <= r0:
                 return out
             yy, xx = np.mgrid[r0:r1, c0:c1]
-            out[r0:r1, c0:c1] = _shape_contains(shape, xx + 0.5, yy + 0.5)
+            inside = _shape_contains(shape, xx + 0.5, yy + 0.5)
+            if self._index is None:
+                out[r0:r1, c0:c1] = inside
+            else:
+                idx = self._index[r0:r1, c0:c1][inside]
+                out.ravel()[idx[idx >= 0]] = True
             return out
         cand = (self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1)
         idx = np.flatnonzero(cand)
@@ -177,26 +191,31 @@ def value_range_pixels(data: np.ndarray, levels: tuple, log_scale: bool = False,
     return out
 
 
-def resolution_pixels(geometry, shape: tuple, d_min_a: float, d_max_a: float,
-                      photon_energy_ev: Optional[float] = None) -> np.ndarray:
-    """Pixels whose d-spacing lies in ``[d_min_a, d_max_a]`` Angstrom: an annulus around the beam
-    (an ice ring: 3.64-3.70), everything finer than D (0 and D) or coarser than D (D and inf).
-
-    Needs the detector distance and the photon energy (``photon_energy_ev`` or the geometry's);
-    raises :class:`GeometryError` naming what is missing.
-    """
+def d_spacing_map(geometry, shape: tuple, photon_energy_ev: Optional[float] = None) -> np.ndarray:
+    """d-spacing (Angstrom, float32, data shape) of every pixel: inf at the beam, NaN outside the
+    panels.  Needs the detector distance and the photon energy (``photon_energy_ev`` or the
+    geometry's); raises :class:`GeometryError` naming what is missing."""
     from ..geometry.pixelmap import pixel_map
 
     if geometry is None:
         raise GeometryError("masking a resolution range needs a detector geometry (File > Open geometry)")
-    lo, hi = float(min(d_min_a, d_max_a)), float(max(d_min_a, d_max_a))
     e = photon_energy_ev or geometry.photon_energy_ev
     if not e or e <= 0:
         raise GeometryError(f"{geometry.source or 'geometry'}: photon energy unknown: cannot compute d-spacings")
     pm = pixel_map(geometry, tuple(shape[-2:]), photon_energy_ev=e)
-    d = pm.resolution_a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pm.resolution_a.astype(np.float32)
+
+
+def resolution_pixels(geometry, shape: tuple, d_min_a: float, d_max_a: float,
+                      photon_energy_ev: Optional[float] = None, d_map: Optional[np.ndarray] = None) -> np.ndarray:
+    """Pixels whose d-spacing lies in ``[d_min_a, d_max_a]`` Angstrom: an annulus around the beam
+    (an ice ring: 3.64-3.70), everything finer than D (0 and D) or coarser than D (D and inf).
+    ``d_map`` (from :func:`d_spacing_map`) saves computing it again."""
+    lo, hi = float(min(d_min_a, d_max_a)), float(max(d_min_a, d_max_a))
+    d = d_map if d_map is not None else d_spacing_map(geometry, shape, photon_energy_ev)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(pm.x) & (d >= lo) & (d <= hi)
+        return (d >= lo) & (d <= hi)
 
 
 def panel_pixels(geometry, shape: tuple, panels: Sequence) -> np.ndarray:
