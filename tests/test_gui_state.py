@@ -207,3 +207,122 @@ def test_mapper_cache_and_bad_geometry():
     v = build_frame_view(0, frame_of(np.ones((20, 20))), g)  # the panels need a larger frame
     assert v.mapper.identity and v.geometry is None and "40x120" in v.geometry_error
     assert math.isfinite(v.levels[0])
+
+
+# --- whole-run analysis in the background (Qt-free parts) ------------------------------------------
+def _result(frame, n_peaks, hit_min=10):
+    fs = np.arange(n_peaks, dtype=np.float32)
+    peaks = PeakList(fs=fs, ss=fs, intensity=np.ones(n_peaks, np.float32), npix=np.ones(n_peaks, np.int32))
+    return FrameResult(serial=frame.serial, event=frame.event, peaks=peaks, hit=n_peaks >= hit_min,
+                       artifact_mask=np.eye(*frame.shape, dtype=bool), hot_pixels=3)
+
+
+def test_result_store_keys_on_what_makes_the_peaks():
+    from peaknet_gui.gui.background import ResultStore, analysis_fingerprint, result_of
+    from peaknet_gui.pipeline.settings import MaskSettings
+
+    f, m = FinderSettings(), MaskSettings()
+    fp = analysis_fingerprint(f, m)
+    # the hit criterion is decided again when a result is read: not part of the fingerprint
+    assert analysis_fingerprint(FinderSettings(min_peaks_for_hit=3), m) == fp
+    assert analysis_fingerprint(FinderSettings(peak_threshold=0.4), m) != fp
+    assert analysis_fingerprint(f, MaskSettings(dilation=2)) != fp
+    frame = frame_of(np.zeros((6, 8)), bad=np.zeros((6, 8), bool), serial=4)
+    store = ResultStore()
+    store.put(4, (1, "peaknet"), fp, frame, _result(frame, 5))
+    assert store.get(4, (1, "peaknet"), fp) is not None and store.nbytes > 0
+    assert store.get(4, (2, "peaknet"), fp) is None  # another run, geometry, mask or weights
+    assert store.get(4, (1, "peaknet"), analysis_fingerprint(FinderSettings(peak_threshold=0.4), m)) is None
+    r = result_of(store.get(4, (1, "peaknet"), fp), min_peaks_for_hit=5)
+    assert r.n_peaks == 5 and r.hit and r.hot_pixels == 3 and r.peak_prob is None
+    assert np.array_equal(r.artifact_mask, np.eye(6, 8, dtype=bool))
+    assert not result_of(store.get(4, (1, "peaknet"), fp), min_peaks_for_hit=6).hit
+    assert store.done((1, "peaknet"), fp) == {4}
+    assert list(store.snapshot((1, "peaknet"), fp)) == ["run.h5 //4"]
+
+
+def test_background_order_reads_ahead_then_back():
+    from peaknet_gui.gui.background import BackgroundPlan, reading_order
+
+    assert list(reading_order(6, 2)) == [2, 3, 4, 5, 1, 0]
+    plan, done = BackgroundPlan(), set()
+    order = []
+    while (i := plan.next(6, 2, done.__contains__)) is not None:
+        order.append(i)
+        done.add(i)
+    assert order == [2, 3, 4, 5, 1, 0]
+    done = {0, 1}
+    assert plan.next(6, 4, done.__contains__) == 4  # the user moved: ahead of the new frame first
+    plan.skipped.add(5)
+    done.add(4)
+    assert plan.next(6, 4, done.__contains__) == 3  # an unreadable frame is not tried again
+    assert plan.next(8, 4, done.__contains__) == 6  # the run grew (follow live)
+
+
+def test_overview_series_break_at_frames_never_analysed():
+    from peaknet_gui.gui.state import with_gaps
+
+    s = BrowserState(finder=FinderSettings(min_peaks_for_hit=10))
+    s.set_run(10)
+    for i in (0, 1, 2, 6, 7):
+        s.record(i, 20, True)
+    idx, rate = s.rolling_hit_rate()
+    x, y = with_gaps(idx, rate)
+    assert np.isnan(y).sum() == 1 and 2 < x[np.isnan(y)][0] < 6  # no line across frames 3-5
+    assert s.analysed_mask().tolist() == [True] * 3 + [False] * 3 + [True] * 2 + [False] * 2
+    # new thresholds: the counts stay plotted, but no longer count as analysed with these settings
+    s.set_finder(FinderSettings(min_peaks_for_hit=10, peak_threshold=0.3))
+    assert s.n_analysed == 5 and s.n_current == 0 and not s.analysed_mask().any()
+    s.record(6, 4, False, fingerprint=s.fingerprint)
+    assert s.n_current == 1
+    # the hit criterion alone changes nothing analysed
+    s.set_finder(FinderSettings(min_peaks_for_hit=3, peak_threshold=0.3))
+    assert s.n_current == 1
+
+
+def test_spot_levels_keep_the_background_dark():
+    from peaknet_gui.gui.display import background_stats, spot_levels
+
+    rng = np.random.default_rng(1)
+    data = rng.poisson(3.0, (400, 400)).astype(np.float32)  # a Pilatus-like background, ~3 photons
+    data[100:103, 100:103] = 400.0  # a spot
+    med, sigma = background_stats(data)
+    assert med == pytest.approx(3.0, abs=1) and 1.5 <= sigma <= 3.5
+    lo, hi = spot_levels(data, log_scale=True)
+    assert lo == pytest.approx(math.log10(med)) and 1.3 < hi < 2.0
+    scaled = scale_to_uint8(log_image(data.copy()), (lo, hi))
+    assert np.median(scaled) <= 40 and scaled[101, 101] == 255  # dark background, white spot
+    plo, phi = percentile_levels(log_image(data.copy()), (1.0, 99.7))
+    assert np.median(scale_to_uint8(log_image(data.copy()), (plo, phi))) > 100  # the old look: grey noise
+    lo, hi = spot_levels(data, log_scale=False)
+    assert lo == pytest.approx(med - sigma) and hi == pytest.approx(med + 15 * sigma)
+
+
+def test_export_reuses_stored_results_and_analyses_the_rest():
+    from peaknet_gui.cluster.compact import CompactResult
+    from peaknet_gui.gui.exports import ReusingAnalyzer
+
+    class Inner:
+        finder = FinderSettings(min_peaks_for_hit=2)
+
+        def __init__(self):
+            self.seen = []
+
+        def prepare(self, frame):
+            return ("prepared", frame.serial)
+
+        def analyze(self, frames, prepared=None):
+            self.seen += [f.serial for f in frames]
+            return [_result(f, 7) for f in frames]
+
+    frames = [frame_of(np.zeros((6, 8)), serial=i) for i in range(4)]
+    cached = {frames[i].event.lst_line(): CompactResult.from_result(0, i, frames[i], _result(frames[i], 1 + i))
+              for i in (0, 2)}
+    inner = Inner()
+    an = ReusingAnalyzer(inner, cached)
+    prepared = [an.prepare(f) for f in frames]
+    out = an.analyze(frames, prepared)
+    assert inner.seen == [1, 3] and an.reused == 2 and an.analysed == 2
+    assert [r.n_peaks for r in out] == [1, 7, 3, 7]
+    assert [r.hit for r in out] == [False, False, True, False]  # hits by the export's criterion (2)
+    assert an.finder is inner.finder  # everything else is the inner analyzer's

@@ -125,6 +125,40 @@ def percentile_levels(img: np.ndarray, percentiles=(1.0, 99.7), max_samples: int
     return float(lo), float(hi)
 
 
+#: how far above the background's median the "spots" levels reach, in robust sigmas
+SPOT_SIGMAS = 15.0
+LEVEL_MODES = ("spots", "percentiles")
+
+
+def background_stats(data: np.ndarray, bad: Optional[np.ndarray] = None, max_samples: int = 300_000) -> tuple:
+    """(median, sigma) of a frame's pixel values -- the background, spots and masks hardly move
+    them: sigma is 1.4826 x the median absolute deviation, at least sqrt(median) (photon
+    counting noise) and 1."""
+    step = max(1, int(math.sqrt(data.size / max_samples)))
+    sample = np.asarray(data[::step, ::step], dtype=np.float32)
+    if bad is not None:
+        sample = sample[~np.asarray(bad[::step, ::step], dtype=bool)]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    med = float(np.median(sample))
+    sigma = 1.4826 * float(np.median(np.abs(sample - med)))
+    return med, max(sigma, math.sqrt(max(med, 0.0)), 1.0)
+
+
+def spot_levels(data: np.ndarray, bad: Optional[np.ndarray] = None, log_scale: bool = True,
+                sigmas: float = SPOT_SIGMAS) -> tuple:
+    """Levels that show Bragg spots at any zoom: black at the background's median, white
+    ``sigmas`` robust sigmas above it (linear: from one sigma below).  Percentile levels put
+    the background's own noise over the whole grey range on Pilatus and simulated frames."""
+    med, sigma = background_stats(data, bad)
+    hi = med + sigmas * sigma
+    if log_scale:
+        lo = math.log10(max(med, 1.0))
+        return lo, max(math.log10(max(hi, 1.0)), lo + 0.1)
+    return med - sigma, hi
+
+
 def scale_to_uint8(img: np.ndarray, levels: tuple, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Colormap indices: 1..255 between the levels (clipped), 0 where there is no data (NaN).
 
@@ -224,10 +258,11 @@ def resolution_rings(geometry: Optional[Geometry], mapper: DisplayMapper, wavele
 
 
 def build_frame_view(index: int, frame: Frame, geometry: Optional[Geometry], *, log_scale: bool = True,
-                     percentiles=(1.0, 99.7), levels: Optional[tuple] = None) -> FrameView:
+                     percentiles=(1.0, 99.7), levels: Optional[tuple] = None, level_mode: str = "percentiles") -> FrameView:
     """Assemble, transform, level and scale one frame for display (worker thread).
 
-    ``levels`` None: automatic levels at ``percentiles`` of the frame's values; else the user's."""
+    ``levels`` None: automatic levels -- ``level_mode`` "spots" (:func:`spot_levels`, the
+    window's default) or "percentiles" (at ``percentiles`` of the frame's values); else the user's."""
     import time
 
     t0 = time.perf_counter()
@@ -246,7 +281,10 @@ def build_frame_view(index: int, frame: Frame, geometry: Optional[Geometry], *, 
     if frame.bad is not None:
         img[frame.bad] = np.nan
     image = mapper.image(img)
-    auto = percentile_levels(image, percentiles)
+    if level_mode == "spots":
+        auto = spot_levels(frame.data, frame.bad, log_scale)
+    else:
+        auto = percentile_levels(image, percentiles)
     levels = auto if levels is None else (float(levels[0]), float(levels[1]))
     scaled = scale_to_uint8(image, levels)
     hist = value_histogram(image)

@@ -50,6 +50,10 @@ class DisplayBar(QtWidgets.QWidget):
         self.auto = QtWidgets.QCheckBox("Auto")
         self.auto.setToolTip("Automatic levels: set the levels of every frame from percentiles of its pixel values;\n"
                              "dragging the histogram's levels switches this off")
+        self.mode = QtWidgets.QComboBox()
+        self.mode.addItems(["spots", "percentiles"])
+        self.mode.setToolTip("Automatic levels -- spots: black at the background's median, white 15 robust sigmas\n"
+                             "above it (spots stand out at any zoom); percentiles: at the two percentiles beside")
         self.lo = QtWidgets.QDoubleSpinBox()
         self.hi = QtWidgets.QDoubleSpinBox()
         for sb, tip in ((self.lo, "Lower level percentile"), (self.hi, "Upper level percentile")):
@@ -68,6 +72,7 @@ class DisplayBar(QtWidgets.QWidget):
         lay.addSpacing(8)
         lay.addWidget(self.auto)
         lay.addWidget(self.auto_label)
+        lay.addWidget(self.mode)
         lay.addWidget(self.lo)
         lay.addWidget(QtWidgets.QLabel("\u2013"))
         lay.addWidget(self.hi)
@@ -77,11 +82,24 @@ class DisplayBar(QtWidgets.QWidget):
         self.cmap.currentTextChanged.connect(lambda _: self.changed.emit())
         for w in (self.log, self.auto):
             w.toggled.connect(lambda _: self.changed.emit())
+        self.mode.currentTextChanged.connect(self._mode_changed)
         for w in (self.lo, self.hi):
-            w.valueChanged.connect(lambda _: self.changed.emit())
+            w.valueChanged.connect(self._percentile_changed)
+
+    def _mode_changed(self, *_):
+        for w in (self.lo, self.hi):
+            w.setEnabled(self.mode.currentText() == "percentiles")
+        self.changed.emit()
+
+    def _percentile_changed(self, *_):
+        """A percentile typed in means percentile levels."""
+        self.mode.blockSignals(True)
+        self.mode.setCurrentText("percentiles")
+        self.mode.blockSignals(False)
+        self._mode_changed()
 
     def set_settings(self, s: DisplaySettings) -> None:
-        for w in (self.cmap, self.log, self.auto, self.lo, self.hi):
+        for w in (self.cmap, self.log, self.auto, self.lo, self.hi, self.mode):
             w.blockSignals(True)
         i = self.cmap.findText(s.colormap)
         self.cmap.setCurrentIndex(max(i, 0))
@@ -89,13 +107,18 @@ class DisplayBar(QtWidgets.QWidget):
         self.auto.setChecked(s.auto_levels)
         self.lo.setValue(float(s.percentiles[0]))
         self.hi.setValue(float(s.percentiles[1]))
-        for w in (self.cmap, self.log, self.auto, self.lo, self.hi):
+        mode = getattr(s, "level_mode", "spots")
+        self.mode.setCurrentText(mode if mode in ("spots", "percentiles") else "spots")
+        for w in (self.lo, self.hi):
+            w.setEnabled(self.mode.currentText() == "percentiles")
+        for w in (self.cmap, self.log, self.auto, self.lo, self.hi, self.mode):
             w.blockSignals(False)
 
     def apply_to(self, s: DisplaySettings) -> None:
         s.colormap = self.cmap.currentText()
         s.log_scale = self.log.isChecked()
         s.auto_levels = self.auto.isChecked()
+        s.level_mode = self.mode.currentText()
         lo, hi = self.lo.value(), self.hi.value()
         s.percentiles = (min(lo, hi - 0.01), max(hi, lo + 0.01))
 

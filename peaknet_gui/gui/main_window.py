@@ -58,7 +58,8 @@ class MainWindow(QtWidgets.QMainWindow):
             m = s.model()
             model = ModelSettings(weights=m.get("weights"), device=m.get("device") or "auto")
         self.worker = AnalysisWorker(self.state.finder, self.state.mask, model, analyzer_factory=analyzer_factory)
-        self.worker.set_display(self.state.display.log_scale, self.state.display.percentiles)
+        self.worker.set_display(self.state.display.log_scale, self.state.display.percentiles,
+                                level_mode=self.state.display.level_mode)
         self._export_job = None
         self._export_dirs = {}  # run -> the folder its last export went to (per-run state)
 
@@ -147,7 +148,8 @@ class MainWindow(QtWidgets.QMainWindow):
         right = int(max(280, min(360, self.width() * 0.2)))
         self.resizeDocks([self.docks["peaks"], self.docks["info"]], [left, right], Qt.Horizontal)
         self.resizeDocks([self.docks["overview"]], [180], Qt.Vertical)
-        self.resizeDocks([self.docks["peaks"], self.docks["mask"]], [340, 300], Qt.Vertical)
+        # the peak-finding controls get the room they need at 1600 x 1000; the auto-mask dock scrolls
+        self.resizeDocks([self.docks["peaks"], self.docks["mask"]], [470, 230], Qt.Vertical)
 
     # --- docks for add-ons ------------------------------------------------------------------------
     def add_dock(self, dock: QtWidgets.QDockWidget, area: str = "right", tabify_with: Optional[QtWidgets.QDockWidget] = None):
@@ -298,7 +300,7 @@ class MainWindow(QtWidgets.QMainWindow):
         a.blockSignals(True)
         a.setChecked(d.log_scale)
         a.blockSignals(False)
-        self.worker.set_display(d.log_scale, d.percentiles, self.image_view.manual_levels)
+        self.worker.set_display(d.log_scale, d.percentiles, self.image_view.manual_levels, d.level_mode)
 
     # --- exports --------------------------------------------------------------------------------------
     def export_dialog(self) -> None:

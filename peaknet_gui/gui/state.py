@@ -42,6 +42,7 @@ class DisplaySettings:
     colormap: str = "grey"
     log_scale: bool = True
     auto_levels: bool = True
+    level_mode: str = "spots"  # automatic levels: "spots" (from the background) or "percentiles"
     percentiles: tuple = (1.0, 99.7)
     show_peaks: bool = True
     show_automask: bool = True

@@ -131,7 +131,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         self._direction = 1  # of the last single step: the frame read ahead
         self._request = 0
         self._in_flight: Optional[tuple] = None
-        self._display = (True, (1.0, 99.7))
+        self._display = (True, (1.0, 99.7), "spots")
         self._manual_levels: Optional[tuple] = None
         self._backlog: deque = deque()
         self.prefetch_step = 0  # +1 while playing forward: analyse the next frame ahead
@@ -299,11 +299,13 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             return
         self.model.submit("background", self._job_background, context="Analysing the run")
 
-    def set_display(self, log_scale: bool, percentiles, manual_levels: Optional[tuple] = None) -> None:
-        """Log scale and level percentiles (the shown frame is prepared again when they change);
+    def set_display(self, log_scale: bool, percentiles, manual_levels: Optional[tuple] = None,
+                    level_mode: str = "spots") -> None:
+        """Log scale, automatic levels (``level_mode`` "spots" or "percentiles") and level
+        percentiles (the shown frame is prepared again when they change);
         ``manual_levels`` (None: automatic) apply to the frames prepared from now on -- the view
         rescales the frame on screen itself."""
-        display = (bool(log_scale), tuple(float(p) for p in percentiles))
+        display = (bool(log_scale), tuple(float(p) for p in percentiles), str(level_mode))
         manual = None if manual_levels is None else (float(manual_levels[0]), float(manual_levels[1]))
         with self._lock:
             changed = display != self._display
@@ -405,7 +407,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         with self._lock:
             key = (index, self._display, self._manual_levels, self._generation)
             v = self._views.fetch(key)
-            log_scale, pct = self._display
+            log_scale, pct, mode = self._display
             manual = self._manual_levels
             run = self._run
         if v is not None:
@@ -413,7 +415,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         frame = self._frame(index)
         an = self._analyzer
         geom = an.geometry_for(frame) if an is not None else (run.geometry if run else None)
-        v = build_frame_view(index, frame, geom, log_scale=log_scale, percentiles=pct, levels=manual)
+        v = build_frame_view(index, frame, geom, log_scale=log_scale, percentiles=pct, levels=manual, level_mode=mode)
         with self._lock:
             self._views.put(key, v)
         return v

@@ -163,9 +163,12 @@ class WorkerJobs:
         try:
             an.finder, an.mask = finder, mask
             an.algorithm = finder.algorithm
-            if finder.algorithm == "peaknet" and not getattr(an, "model_loaded", True):
+            loading = finder.algorithm == "peaknet" and not getattr(an, "model_loaded", True)
+            if loading:
                 self.status.emit("Loading the PeakNet model\u2026")
             result = an.analyze([frame])[0]
+            if loading:
+                self.status.emit("")
         except ModelError as e:
             with self._lock:
                 self._model_error = str(e)
