@@ -9,6 +9,10 @@ files, which then hold exactly the frames done; a summary (frames, hits, hit rat
 ms/frame, device) is printed at the end.  The output set is written as a whole
 (:mod:`peaknet_gui.export.transaction`).
 
+A live stream (``tcp://HOST:PORT``: a DECTRIS Eiger; ``karabo-bridge://HOST:PORT[/SOURCE]``)
+is read until ``--frames N`` arrived, ``--until-series-end`` or ``--stream-timeout`` seconds
+without a frame (:mod:`.find_stream`).
+
 Exit status: 0 every frame analysed; 3 completed, but inputs were skipped (listed in
 summary.json ``skipped`` and warned about); 2 an error (nothing replaced when it was a write
 error); 130 Ctrl-C, 143 SIGTERM (the frames done are kept, ``status: interrupted``).
@@ -24,6 +28,7 @@ from pathlib import Path
 from ..cluster.cli import add_cluster_options, uses_cluster
 from ..errors import GeometryError, InputError
 from .argtypes import confidence, count, finite, nonnegative, pixel_snr, positive, positive_int, probability
+from .find_stream import add_stream_options, find_stream, is_stream_input
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, help="frames per model call (default: 1 on CPU, 8 on GPU)")
     p.add_argument("--limit", type=count, help="analyse only the first N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_stream_options(p)
     add_cluster_options(p)
     p.set_defaults(func=run)
 
@@ -178,6 +184,8 @@ def run(args) -> int:
         from ..geometry.crystfel_geom import read_geom
 
         user_geometry = read_geom(args.geom)
+    if is_stream_input(args.inputs):
+        return find_stream(args, user_geometry)
     source = open_run(args.inputs if len(args.inputs) > 1 else args.inputs[0], dataset=args.dataset, geometry=user_geometry)
     try:
         n = len(source)

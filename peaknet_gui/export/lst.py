@@ -27,6 +27,8 @@ def output_path(path, out_dir, mode: str = "relative") -> str:
     """``path`` as written into files in ``out_dir`` (see the module doc)."""
     if mode not in PATH_MODES:
         raise ValueError(f"path mode must be one of {PATH_MODES}, not {mode!r}")
+    if "://" in os.fspath(path):  # a live stream's address (tcp://, karabo-bridge://): no file to point to
+        return os.fspath(path)
     absolute = os.path.abspath(os.fspath(path))
     if mode == "absolute":
         return absolute

@@ -209,8 +209,10 @@ class ExportSession:
                 elif self._lst is not None:
                     self._lst.write(lst_line(path_text, frame.event.index) + "\n")
             if self._stream is not None:
+                in_memory = cxi_index is not None and "://" in path_text  # a live stream's frame: hits.cxi holds it
                 chunk = StreamChunk(
-                    filename=path_text, event=event_text(frame.event), serial=frame.serial, hit=bool(result.hit),
+                    filename=HITS_CXI if in_memory else path_text,
+                    event=f"//{cxi_index}" if in_memory else event_text(frame.event), serial=frame.serial, hit=bool(result.hit),
                     peaks=result.peaks, photon_energy_ev=energy, camera_length_m=mean_camera_length(frame, geom),
                     beam_bandwidth=geom.bandwidth if geom.bandwidth is not None else DEFAULT_BANDWIDTH,
                 )

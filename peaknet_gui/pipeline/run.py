@@ -72,6 +72,8 @@ class RunSummary:
     errors: list = field(default_factory=list)  # (event line, message)
     stage_ms: dict = field(default_factory=dict)  # summed over frames
     hot_pixels: Optional[dict] = None  # the run's hot/dead pixels (masks.hot_pixels.HotPixelReport.as_dict)
+    dropped: int = 0  # live streams: frames that left the in-memory window before they were analysed
+    stopped_because: str = ""  # live streams: why the run ended (series end, frame count, stall)
 
     @property
     def hit_rate(self) -> float:
@@ -111,6 +113,8 @@ class RunSummary:
             "errors": [list(e) for e in self.errors],
             "mean_stage_ms": self.mean_stage_ms(),
             "hot_pixels": self.hot_pixels,
+            "dropped": self.dropped,
+            "stopped_because": self.stopped_because,
         }
 
     def format(self) -> str:
@@ -131,6 +135,9 @@ class RunSummary:
                          "masked, never peaks)")
         if self.errors:
             lines.append(f"skipped     {len(self.errors)} unreadable frame(s)")
+        if self.dropped or self.stopped_because:
+            lines.append(f"stream      {self.dropped} frame(s) dropped (not analysed)"
+                         + (f"; stopped: {self.stopped_because}" if self.stopped_because else ""))
         return "\n".join(lines)
 
 

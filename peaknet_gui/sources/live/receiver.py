@@ -65,6 +65,7 @@ class Receiver:
         self.state = "waiting"
         self.header: Optional[SeriesHeader] = None
         self.series_ends = 0
+        self.end_marks: list = []  # frames received when each series ended
         self.series_open = False
         self.reconnects = 0
         self.bad_messages = 0
@@ -151,6 +152,7 @@ class Receiver:
             self.series_open = True
             self.state = "receiving"
         elif isinstance(m, SeriesEnd):
+            self.end_marks.append(len(self.ring))
             self.series_ends += 1
             self.series_open = False
             self.state = "series ended"

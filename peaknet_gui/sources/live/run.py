@@ -98,6 +98,11 @@ class StreamRun(RunSource):
     def series_ended(self) -> int:
         return self.receiver.series_ends
 
+    def series_end_after(self, index: int) -> Optional[int]:
+        """Frames received when the first series that ended after frame ``index`` arrived ended
+        (None while none has)."""
+        return next((m for m in list(self.receiver.end_marks) if m > index), None)
+
     def keep(self, index: int) -> bool:
         """Keep frame ``index`` (a hit) beyond the recent window."""
         return self.ring.keep(int(index))
