@@ -129,7 +129,8 @@ def installed(built, tmp_path_factory):
     run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=top)
     py = venv / "bin" / "python"
     purelib = Path(run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=top).stdout.strip())
-    here = [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    here = [p for p in site.getsitepackages() + user if os.path.isdir(p)]
     (purelib / "_peaknet_test_env.pth").write_text("".join(f"{p}\n" for p in here))
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "PEAKNET_WEIGHTS", "VIRTUAL_ENV", "PYTHONSTARTUP")}
