@@ -41,8 +41,7 @@ TOOL_TEXT = {None: ("Pan", "Pan and zoom the image (no drawing)"),
              "panel": ("Panel", "Panel: click a panel to mask all of it")}
 MASK_FILTER = "CrystFEL mask (*.h5);;NumPy mask (*.npy)"
 LOAD_FILTER = "Masks (*.h5 *.hdf5 *.cxi *.npy *.edf *.tif *.tiff);;All files (*)"
-POLARITY_CHOICES = (("auto", "auto (file attribute, else minority = bad)"), ("bad_nonzero", "non-zero = bad"),
-                    ("good_nonzero", "non-zero = good"))
+POLARITY_CHOICES = (("auto", "auto"), ("bad_nonzero", "1 = bad"), ("good_nonzero", "1 = good"))
 
 
 class MaskEditorDock(QtWidgets.QDockWidget):
@@ -78,8 +77,10 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         self._refresh()
 
     # --- widgets -----------------------------------------------------------------------------------
-    def _button(self, text: str, tip: str, slot) -> QtWidgets.QPushButton:
-        b = QtWidgets.QPushButton(text)
+    def _button(self, text: str, tip: str, slot) -> QtWidgets.QToolButton:
+        b = QtWidgets.QToolButton()  # narrower than push buttons: the dock fits beside the image
+        b.setText(text)
+        b.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
         b.setToolTip(tip)
         b.clicked.connect(lambda *_: slot())
         return b
@@ -132,8 +133,9 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         self.d_min = QtWidgets.QDoubleSpinBox()
         self.d_max = QtWidgets.QDoubleSpinBox()
         for sb, v in ((self.d_min, 3.64), (self.d_max, 3.70)):
-            sb.setRange(0.0, 1000.0)
+            sb.setRange(0.0, 99.99)
             sb.setDecimals(2)
+            sb.setButtonSymbols(QtWidgets.QAbstractSpinBox.NoButtons)
             sb.setValue(v)
             sb.setSuffix(" \u00c5")
         self.d_max.setSpecialValueText("\u221e")  # 0 on the upper limit = no limit
@@ -143,6 +145,7 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         self.ring_button = self._button("Mask", "Mask the pixels whose d-spacing lies in this range (an ice ring;\n"
                                         "0 to D: everything beyond D; D to \u221e: the centre).  Needs the geometry.",
                                         self.mask_resolution)
+        self.ring_button.setSizePolicy(QtWidgets.QSizePolicy.Minimum, QtWidgets.QSizePolicy.Fixed)
         res.addWidget(self.ring_button)
         form.addRow("d-spacing", res)
         prow = QtWidgets.QHBoxLayout()
@@ -179,7 +182,8 @@ class MaskEditorDock(QtWidgets.QDockWidget):
         self.polarity = QtWidgets.QComboBox()
         for key, text in POLARITY_CHOICES:
             self.polarity.addItem(text, key)
-        self.polarity.setToolTip("How a loaded file marks bad pixels (files written here say so themselves)")
+        self.polarity.setToolTip("How a loaded file marks bad pixels: auto = the file's polarity attribute (files written\n"
+                                 "here have one), else the value most pixels do not have is bad; or non-zero = bad / good")
         files.addWidget(self._button("Load\u2026", "Load a mask file into the editor (HDF5, .npy, EDF, TIFF)",
                                      self.load_dialog))
         files.addWidget(self.polarity, 1)
