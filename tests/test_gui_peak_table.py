@@ -84,6 +84,7 @@ def test_rows_are_the_frames_peaks_sorted_and_linked_to_the_image(qtbot, window,
     _click(qtbot, window, float(ox), float(oy))
     qtbot.waitUntil(lambda: dock.selected_peak() == other, timeout=5000)
     assert window.image_view.view_box.viewRange() == before
+    assert window.status_label.text().startswith(f"peak {other}: fs ")  # the peak described in the status bar
 
     # copy: the selected rows, or all rows
     dock.table.clearSelection()

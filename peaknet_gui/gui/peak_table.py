@@ -254,7 +254,14 @@ class PeakTableDock(QtWidgets.QDockWidget):
         if not np.isfinite(d2[peak]):
             return None
         self.select_peak(peak, centre=False)
+        self.window.controller.statusMessage.emit(self.describe(peak), 10000)
         return peak
+
+    def describe(self, peak: int) -> str:
+        """One line about a peak (the status bar, when its circle is clicked)."""
+        t = self.model.table
+        parts = [f"{HEADERS[c]} {t.text(peak, c)}" for c in range(1, len(COLUMNS)) if t.text(peak, c)]
+        return f"peak {peak}: " + "   ".join(parts)
 
     # --- copy / export --------------------------------------------------------------------------------
     def copy(self) -> str:

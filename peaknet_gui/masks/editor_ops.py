@@ -137,8 +137,7 @@ class PixelCentres:
             r0, r1 = max(int(math.floor(y0 - 0.5)), 0), min(int(math.ceil(y1 - 0.5)) + 1, h)
             if c1 <= c0 or r1 <= r0:
                 return out
-            yy, xx = np.mgrid[r0:r1, c0:c1]
-            inside = _shape_contains(shape, xx + 0.5, yy + 0.5)
+            inside = _grid_contains(shape, r0, r1, c0, c1)
             if self._index is None:
                 out[r0:r1, c0:c1] = inside
             else:
@@ -151,6 +150,60 @@ class PixelCentres:
             hit = _shape_contains(shape, self.x.ravel()[idx].astype(np.float64), self.y.ravel()[idx].astype(np.float64))
             out.ravel()[idx[hit]] = True
         return out
+
+
+def _polygon_rows(pts: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Scanline fill of the grid rows r0..r1-1, columns c0..c1-1 (pixel centres at +0.5): the same
+    pixels as :func:`_inside_polygon` (even-odd rule, same crossing formula), in O(rows x edges)."""
+    out = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    y = np.arange(r0, r1, dtype=np.float64) + 0.5
+    xs = []
+    n = len(pts)
+    for i in range(n):
+        xa, ya = pts[i]
+        xb, yb = pts[(i + 1) % n]
+        if ya == yb:
+            continue
+        crosses = (ya > y) != (yb > y)
+        xi = np.where(crosses, xa + (y - ya) * (xb - xa) / (yb - ya), np.nan)
+        xs.append(xi)
+    if not xs:
+        return out
+    xs = np.sort(np.stack(xs, axis=1), axis=1)  # NaN (no crossing) sorts last
+    for k, row in enumerate(xs):
+        row = row[np.isfinite(row)]
+        for a, b in zip(row[0::2], row[1::2]):  # inside: a <= x < b for the centre x = c + 0.5
+            lo = max(int(math.ceil(a - 0.5)), c0)
+            hi = min(int(math.ceil(b - 0.5)), c1)
+            if hi > lo:
+                out[k, lo - c0:hi - c0] = True
+    return out
+
+
+def _grid_contains(shape: Shape, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Pixels of the grid window (rows r0..r1-1, columns c0..c1-1, centres at +0.5) inside ``shape``."""
+    if isinstance(shape, Polygon):
+        pts = np.asarray(shape.points, dtype=np.float64).reshape(-1, 2)
+        if len(pts) < 3:
+            return np.zeros((r1 - r0, c1 - c0), dtype=bool)
+        return _polygon_rows(pts, r0, r1, c0, c1)
+    if isinstance(shape, Stroke):  # segment by segment, each in its own small window
+        out = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+        pts = np.asarray(shape.points, dtype=np.float64).reshape(-1, 2)
+        r = abs(float(shape.radius))
+        segs = [(pts[0], pts[0])] + list(zip(pts[:-1], pts[1:]))
+        for a, b in segs:
+            sc0 = max(int(math.floor(min(a[0], b[0]) - r - 0.5)), c0)
+            sc1 = min(int(math.ceil(max(a[0], b[0]) + r - 0.5)) + 1, c1)
+            sr0 = max(int(math.floor(min(a[1], b[1]) - r - 0.5)), r0)
+            sr1 = min(int(math.ceil(max(a[1], b[1]) + r - 0.5)) + 1, r1)
+            if sc1 <= sc0 or sr1 <= sr0:
+                continue
+            yy, xx = np.mgrid[sr0:sr1, sc0:sc1]
+            out[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] |= _near_polyline(xx + 0.5, yy + 0.5, np.array([a, b]), r)
+        return out
+    yy, xx = np.mgrid[r0:r1, c0:c1]
+    return _shape_contains(shape, xx + 0.5, yy + 0.5)
 
 
 def _shape_contains(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
