@@ -45,12 +45,8 @@ def add_stream_options(p) -> None:
 
 
 def find_stream(args, user_geometry) -> int:
-    from ..masks.static import static_mask
-    from ..pipeline.analyzer import FrameAnalyzer
-    from ..pipeline.live import run_stream_analysis
-    from ..sources import open_run
-    from .find import EXIT_INTERRUPTED, EXIT_SKIPPED, EXIT_TERMINATED, _geometry, _open_session, _Progress, _settings
     from ..cluster.cli import uses_cluster
+    from ..sources import open_run
 
     if len(args.inputs) > 1:
         raise InputError(f"{args.inputs[0]}: a stream is read on its own, not with other inputs ({args.inputs[1]})")
@@ -60,7 +56,12 @@ def find_stream(args, user_geometry) -> int:
     frames = args.frames if args.frames is not None else args.limit
     source = open_run(url, geometry=user_geometry,
                       stream_options={"capacity": args.stream_window, "every_frame": not args.drop_frames})
-    try:
+    try:  # the receiver runs while the model loads
+        from ..masks.static import static_mask
+        from ..pipeline.analyzer import FrameAnalyzer
+        from ..pipeline.live import run_stream_analysis
+        from .find import EXIT_INTERRUPTED, EXIT_SKIPPED, EXIT_TERMINATED, _geometry, _open_session, _Progress, _settings
+
         if not source.wait(1, args.first_frame_timeout):
             raise InputError(f"{url}: no frame arrived within {args.first_frame_timeout:g} s ({source.status().line()})")
         source.refresh()

@@ -1,6 +1,6 @@
 """The receiver thread of a stream: reads messages from a feed into the ring, keeps the status.
 
-A *feed* is one protocol's connection (:class:`Feed`): ``open()``, ``receive(timeout_s)`` (the
+A *feed* is one protocol's connection (:class:`Feed`): ``open()``, ``receive(timeout_s, max_messages)`` (the
 decoded messages that arrived, ``[]`` when none did), ``peer_state()`` and ``close()``.  The thread
 never touches the GUI; everything it shares is behind the ring's lock or plain attribute writes.
 
@@ -40,7 +40,8 @@ class Feed:
     def open(self) -> None:
         raise NotImplementedError
 
-    def receive(self, timeout_s: float) -> list:
+    def receive(self, timeout_s: float, max_messages: int = 64) -> list:
+        """Messages that arrived within ``timeout_s``, at most ``max_messages`` detector messages."""
         raise NotImplementedError
 
     def peer_state(self) -> Optional[bool]:
@@ -101,11 +102,14 @@ class Receiver:
                     self._failed(f"cannot connect: {type(e).__name__}: {e}")
                     self._stop.wait(self.reconnect_s)
                     continue
-            if self.consumer_lag is not None and self.consumer_lag() >= self.ring.capacity:
-                self._stop.wait(0.02)  # every frame is wanted: let the sender's queue fill instead
-                continue
+            room = 64
+            if self.consumer_lag is not None:
+                room = min(room, self.ring.capacity - self.consumer_lag())
+                if room <= 0:
+                    self._stop.wait(0.02)  # every frame is wanted: let the sender's queue fill instead
+                    continue
             try:
-                msgs = self.feed.receive(0.1)
+                msgs = self.feed.receive(0.1, room)
             except StreamProtocolError as e:
                 self.bad_messages += 1
                 self.last_error = str(e)

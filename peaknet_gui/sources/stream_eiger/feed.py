@@ -83,13 +83,13 @@ class EigerFeed(Feed):
     def peer_state(self) -> Optional[bool]:
         return self._peer
 
-    def receive(self, timeout_s: float) -> list:
+    def receive(self, timeout_s: float, max_messages: int = 64) -> list:
         zmq = self._zmq
         ready = dict(self._poller.poll(int(timeout_s * 1000)))
         if self._mon in ready:
             self._monitor()
         out = []
-        for _ in range(64):  # drain what is there, a bounded number at a time
+        for _ in range(max(1, max_messages)):  # drain what is there, a bounded number at a time
             try:
                 parts = self._sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:

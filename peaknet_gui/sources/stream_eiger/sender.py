@@ -130,9 +130,23 @@ class ReplaySender:
         self.sock.setsockopt(zmq.LINGER, 2000)
         if url.endswith(":0"):
             url = url[:-2] + ":*"
+        self._mon = self.sock.get_monitor_socket(zmq.EVENT_ACCEPTED)
         self.sock.bind(url)
         self.url = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.sent = 0
+        self.peers = 0
+
+    def wait_for_peer(self, timeout_s: float = 60.0) -> bool:
+        """Block until a receiver has connected (or ``timeout_s``); a PUSH socket without one
+        would hold the messages back."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        deadline = time.monotonic() + timeout_s
+        while self.peers == 0 and time.monotonic() < deadline:
+            if self._mon.poll(100):
+                if recv_monitor_message(self._mon)["event"] == self._zmq.EVENT_ACCEPTED:
+                    self.peers += 1
+        return self.peers > 0
 
     def send(self, parts, timeout_s: float = 10.0) -> None:
         self.sock.setsockopt(self._zmq.SNDTIMEO, int(timeout_s * 1000))
@@ -144,7 +158,8 @@ class ReplaySender:
     def series(self, frames: Sequence[np.ndarray], *, series: int = 1, config: Optional[dict] = None,
                pixel_mask: Optional[np.ndarray] = None, fmt: str = "legacy", encoding: str = "bslz4",
                rate_hz: Optional[float] = None, die_after: Optional[int] = None, pre_encoded: Optional[list] = None) -> int:
-        """Send one series; returns the number of images sent."""
+        """Send one series (once a receiver is connected); returns the number of images sent."""
+        self.wait_for_peer()
         config = config if config is not None else detector_config(frames[0].shape)
         self.send(stream2_start(series, config, pixel_mask) if fmt == "stream2" else legacy_header_parts(series, config, pixel_mask))
         t0 = time.perf_counter()
@@ -169,6 +184,8 @@ class ReplaySender:
         return n
 
     def close(self, linger_s: float = 2.0) -> None:
+        self.sock.disable_monitor()
+        self._mon.close(linger=0)
         self.sock.close(linger=int(linger_s * 1000))
         self.ctx.term()
 
