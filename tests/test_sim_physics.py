@@ -178,3 +178,36 @@ def test_divergence_elongates_spots_along_its_direction():
     assert abs(cov[1, 1]) < 1e-6 and abs(cov[0, 1]) < 1e-6
     cov_v = spot_covariances(shape, refl, proj, 0.0, np.random.default_rng(0), divergence=(0.0, 1e-3))[0]
     assert cov_v[1, 1] == pytest.approx(1.0, rel=0.02) and abs(cov_v[0, 0]) < 1e-6
+
+
+def _second_moment(img: np.ndarray) -> float:
+    ss, fs = np.indices(img.shape)
+    w = np.clip(img, 0, None)
+    c = (w * fs).sum() / w.sum()
+    return float((w * (fs - c) ** 2).sum() / w.sum())
+
+
+def test_ccd_point_spread_blurs_a_spot_once():
+    """A rendered spot already holds the CCD's point spread (frame.spot_covariances): read_out
+    must not blur it again, while the diffuse photons are blurred (and a run's XFEL CCD
+    personality draws a sharp taper)."""
+    import dataclasses
+
+    from peaknet_gui.sim.noise import draw_personality, read_out
+    from peaknet_gui.sim.run import RunSpec, plan_run
+    from peaknet_gui.sim.params import SimRanges
+
+    det = get_detector("rayonix-mx340").cropped_around_beam(64, 64, name="rx64")
+    pers = dataclasses.replace(draw_personality(det, np.random.default_rng(1)), psf_sigma_px=0.8, read_noise_adu=0.0,
+                               hot_pixels=[], dead_pixels=[], gain_spread=0.0, offset_adu=0.0)
+    ss, fs = np.indices(det.shape)
+    sigma = 0.8  # the spot's profile: a point source seen through the 0.8 px point spread
+    spot = 2e4 * np.exp(-((fs - 32) ** 2 + (ss - 32) ** 2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    once, _ = read_out(spot.astype(np.float32), det, pers, np.random.default_rng(2), spread=spot.astype(np.float32))
+    twice, _ = read_out(spot.astype(np.float32), det, pers, np.random.default_rng(2))
+    m_once, m_twice = _second_moment(once.astype(float)), _second_moment(twice.astype(float))
+    assert m_once == pytest.approx(sigma**2, rel=0.1)  # the profile sampled at pixel centres
+    assert m_twice == pytest.approx(2 * sigma**2, rel=0.1)
+    spec = RunSpec(detector="rayonix-mx340", n_frames=1, seed=3, ranges=SimRanges(xfel=True), crop="128x128")
+    _, xfel_pers, _ = plan_run(spec)
+    assert 0.1 <= xfel_pers.psf_sigma_px <= 0.6

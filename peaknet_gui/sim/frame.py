@@ -177,12 +177,13 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
         diffuse *= trans
         art_img *= trans
         patches.scale(trans.ravel())
-    expected = diffuse + patches.image(size).reshape(shape).astype(np.float32)
+    spots_img = patches.image(size).reshape(shape).astype(np.float32)
+    expected = diffuse + spots_img
     rn2 = np.float32(personality.read_noise_photons2)
     noise_var = (diffuse + rn2).ravel()
 
-    # --- readout
-    data, bad = read_out(expected, det, personality, rng)
+    # --- readout (the spots' profiles already hold the CCD's point spread: blurred once)
+    data, bad = read_out(expected, det, personality, rng, spread=spots_img)
 
     # --- labels
     rule = rule.for_detector(det.kind)

@@ -100,11 +100,23 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(img, sigma, mode="nearest", truncate=3.0)
 
 
-def read_out(expected: np.ndarray, det: DetectorModel, pers: Personality, rng: np.random.Generator) -> tuple:
+def read_out(expected: np.ndarray, det: DetectorModel, pers: Personality, rng: np.random.Generator,
+             spread: Optional[np.ndarray] = None) -> tuple:
     """Stored values (dtype of ``det``) and a bool array of pixels the file itself marks unusable
-    (gaps, dead pixels, counting-detector hot pixels at the cutoff)."""
+    (gaps, dead pixels, counting-detector hot pixels at the cutoff).
+
+    A CCD's point spread blurs the photons of ``expected``; ``spread``: the part of ``expected``
+    whose profile already holds the point spread (the rendered Bragg spots), counted but not
+    blurred a second time."""
     shape = expected.shape
-    photons = rng.poisson(np.maximum(expected, 0).astype(np.float64)).astype(np.float32)
+    if spread is not None and det.kind == CCD:
+        rest = np.maximum(expected - spread, 0).astype(np.float64)
+        photons = _blur(rng.poisson(rest).astype(np.float32), pers.psf_sigma_px)
+        photons += rng.poisson(np.maximum(spread, 0).astype(np.float64)).astype(np.float32)
+    else:
+        photons = rng.poisson(np.maximum(expected, 0).astype(np.float64)).astype(np.float32)
+        if det.kind == CCD:
+            photons = _blur(photons, pers.psf_sigma_px)
     bad = ~det.valid.copy()
     hot = np.asarray(pers.hot_pixels, dtype=np.int64)
     dead = np.asarray(pers.dead_pixels, dtype=np.int64)
@@ -116,8 +128,6 @@ def read_out(expected: np.ndarray, det: DetectorModel, pers: Personality, rng: n
         bad.ravel()[dead] = True
         data[~det.valid] = det.gap_value
         return data.astype(det.dtype), bad
-    if det.kind == CCD:
-        photons = _blur(photons, pers.psf_sigma_px)
     g = pers.gain_map(shape)
     adu = photons * np.float32(pers.adu_per_photon)
     if g is not None:

@@ -113,6 +113,11 @@ class SimRanges:
     xfel_mosaicity_deg: tuple = (0.005, 0.08)  # log
     xfel_bandwidth: tuple = (1e-4, 1.5e-3)  # log, RMS (SASE ~0.2-0.4 % FWHM)
     xfel: bool = False  # the xfel_* ranges on every detector (XFEL stills on a Rayonix, Eiger, Pilatus), not only CSPAD
+    # with ``xfel`` only: micro-crystals of 0.15-3 um (a 50 nm domain alone spreads a spot over ~2
+    # binned Rayonix pixels) and a CCD's point spread of a fiber-optic taper read at its binned
+    # pixel (0.1-0.6 px): XFEL spots on a CCD are 1-3 px, their brightest pixel holds ~40 % of them
+    xfel_domain_size_um: tuple = (0.15, 3.0)  # log
+    xfel_psf_sigma_px: tuple = (0.1, 0.6)
 
     def for_detector(self, det: DetectorModel) -> "SimRanges":
         """The ranges used on ``det``: the ``xfel_*`` ones on CSPAD-like detectors (on all with ``xfel``)."""
@@ -120,8 +125,9 @@ class SimRanges:
             return self
         import dataclasses
 
-        return dataclasses.replace(self, spot_photons=self.xfel_spot_photons, divergence_mrad=self.xfel_divergence_mrad,
-                                   mosaicity_deg=self.xfel_mosaicity_deg, bandwidth=self.xfel_bandwidth)
+        out = dataclasses.replace(self, spot_photons=self.xfel_spot_photons, divergence_mrad=self.xfel_divergence_mrad,
+                                  mosaicity_deg=self.xfel_mosaicity_deg, bandwidth=self.xfel_bandwidth)
+        return dataclasses.replace(out, domain_size_um=self.xfel_domain_size_um) if self.xfel else out
 
 
 def _log_u(rng, lo_hi) -> float:

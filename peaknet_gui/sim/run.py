@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from ..errors import InputError
-from .detectors import DetectorModel, get_detector, parse_crop
+from .detectors import CCD, DetectorModel, get_detector, parse_crop
 from .frame import SimFrame, simulate_frame
 from .labels import LabelRule
 from .lattice import random_cell
@@ -118,7 +118,10 @@ def plan_run(spec: RunSpec) -> tuple:
     ss = np.random.SeedSequence(int(spec.seed))
     geo_seq, pers_seq, kind_seq, cell_seq, frame_seq = ss.spawn(5)
     det = copy.copy(prepare_detector(spec, np.random.default_rng(geo_seq)))  # never touch the shared built-in
-    personality = draw_personality(det, np.random.default_rng(pers_seq))
+    pers_rng = np.random.default_rng(pers_seq)
+    personality = draw_personality(det, pers_rng)
+    if spec.ranges.xfel and det.kind == CCD:  # XFEL stills on a CCD: a sharp taper (SimRanges.xfel_psf_sigma_px)
+        personality = dataclasses.replace(personality, psf_sigma_px=float(pers_rng.uniform(*spec.ranges.xfel_psf_sigma_px)))
     det.extra = dict(det.extra, adu_per_photon=personality.adu_per_photon if det.kind != "pad" else 1.0)
     kinds = frame_kinds(spec.mix, spec.n_frames, np.random.default_rng(kind_seq))
     cell_rng = np.random.default_rng(cell_seq)
