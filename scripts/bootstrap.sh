@@ -7,7 +7,7 @@
 #
 # Creates ./.venv (Python >= 3.10), installs torch (CPU build unless an NVIDIA GPU is present,
 # so CPU machines never download CUDA wheels), then the package in editable mode with its
-# test, GUI and cluster (Ray) dependencies. Re-running it is cheap: finished steps are skipped.
+# test, GUI, cluster (Ray) and live-stream (ZeroMQ) dependencies. Re-running it is cheap: finished steps are skipped.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,7 +67,7 @@ fi
 stamp="$venv/.peaknet-installed"
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing peaknet_gui and its dependencies"
-    pip install -e ".[test,cluster]"
+    pip install -e ".[test,cluster,streams,streams-test]"
     touch "$stamp"
 fi
 
