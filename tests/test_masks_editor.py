@@ -399,3 +399,16 @@ def test_peaknet_find_mask_excludes_peaks_inside_it(tmp_path, capsys, monkeypatc
         assert len(fs2) >= (~inside).sum() - 2  # the peaks outside stay
         with h5py.File(tmp_path / name / "mask.h5", "r") as f:
             assert (f["/mask"][()] != 0)[drawn].all()
+
+
+def test_data_pixel_positions_are_to_display_of_every_pixel():
+    c, s_ = np.cos(np.radians(3)), np.sin(np.radians(3))
+    geom = four_panels(20)
+    geom.panels[1].fs, geom.panels[1].ss = (c, s_, 0.0), (-s_, c, 0.0)  # slightly turned: not aligned
+    asm = Assembler(geom, geom.data_shape)
+    assert not asm.pixel_aligned
+    row, col = asm.data_pixel_positions()
+    ss, fs = np.mgrid[0:40, 0:40]
+    r2, c2 = asm.to_display(fs.astype(float), ss.astype(float))
+    np.testing.assert_allclose(row, r2, atol=1e-9)
+    np.testing.assert_allclose(col, c2, atol=1e-9)

@@ -243,6 +243,22 @@ class Assembler:
             return float(row), float(col)
         return row, col
 
+    def data_pixel_positions(self) -> tuple:
+        """(row, col): the display position (pixel-index coordinates) of every data pixel's centre,
+        data-shaped float64, NaN where no panel covers the data pixel; :meth:`to_display` of every
+        pixel, computed panel by panel."""
+        row = np.full(self.data_shape, np.nan)
+        col = np.full(self.data_shape, np.nan)
+        for i, p in enumerate(self.geom.panels):
+            v, u = np.mgrid[0:p.height, 0:p.width].astype(np.float64) + 0.5
+            sl = p.slices()
+            free = np.isnan(row[sl])  # the first panel holding a data pixel wins, as in Geometry.panel_at
+            x = self._cn[i][0] + u * self._fs[i][0] + v * self._ss[i][0] - self.origin[0] - 0.5
+            y = self._cn[i][1] + u * self._fs[i][1] + v * self._ss[i][1] - self.origin[1] - 0.5
+            col[sl] = np.where(free, x, col[sl])
+            row[sl] = np.where(free, y, row[sl])
+        return row, col
+
     def display_to_data_index(self) -> np.ndarray:
         """Flat data index (``ss * nfs + fs``) shown at every display pixel, -1 outside panels."""
         n_data = self.data_shape[0] * self.data_shape[1]

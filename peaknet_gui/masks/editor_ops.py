@@ -120,8 +120,11 @@ class PixelCentres:
             idx = assembler.display_to_data_index()
             self._index = idx.astype(np.int32) if idx.size and idx.max() < 2**31 - 1 else idx
             return
-        ss, fs = np.mgrid[0:self.shape[0], 0:self.shape[1]]
-        row, col = assembler.to_display(fs.ravel().astype(np.float64), ss.ravel().astype(np.float64))
+        if hasattr(assembler, "data_pixel_positions"):
+            row, col = assembler.data_pixel_positions()
+        else:
+            ss, fs = np.mgrid[0:self.shape[0], 0:self.shape[1]]
+            row, col = assembler.to_display(fs.ravel().astype(np.float64), ss.ravel().astype(np.float64))
         self.x = (np.asarray(col, dtype=np.float64) + 0.5).astype(np.float32).reshape(self.shape)
         self.y = (np.asarray(row, dtype=np.float64) + 0.5).astype(np.float32).reshape(self.shape)
 
