@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DEMO_FRAMES = 24
 DEMO_SEED = 2024  # the simulator's own default
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # bumped when the simulator draws the demo differently (2: CCD point spread once)
 DEMO_FILE = "demo.cxi"
 
 
