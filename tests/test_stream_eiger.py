@@ -20,10 +20,12 @@ from peaknet_gui.errors import InputError  # noqa: E402
 from peaknet_gui.sources import open_run  # noqa: E402
 from peaknet_gui.sources.stream_eiger.sender import ReplaySender, detector_config  # noqa: E402
 
+NOWAIT = {"wait_first_s": 0}  # open at once (the sender starts after)
+
 
 def _receive(frames, *, fmt="legacy", encoding="bslz4", pixel_mask=None, config=None, capacity=1000, **kw):
     sender = ReplaySender()
-    run = open_run(sender.url, stream_options={"capacity": capacity})
+    run = open_run(sender.url, stream_options={"capacity": capacity, "wait_first_s": 0})
     try:
         st = SenderThread(sender, lambda s: s.series(frames, fmt=fmt, encoding=encoding, pixel_mask=pixel_mask,
                                                       config=config, **kw), delay_s=0.05).start()
@@ -73,7 +75,7 @@ def test_marker_value_is_bad_and_user_geometry_wins(tmp_path):
 
     g = Geometry.single_panel(shape=(40, 60), pixel_size_m=172e-6, distance_m=0.3, beam_center_fs=1, beam_center_ss=2)
     sender = ReplaySender()
-    run = open_run(sender.url, geometry=g)
+    run = open_run(sender.url, geometry=g, stream_options=NOWAIT)
     try:
         SenderThread(sender, lambda s: s.series(frames), delay_s=0.05).start().join()
         assert wait_until(lambda: run.series_ended >= 1)
@@ -88,7 +90,7 @@ def test_marker_value_is_bad_and_user_geometry_wins(tmp_path):
 def test_window_keeps_the_last_frames_and_the_hits():
     frames = spot_frames(10, shape=(32, 32), hits=())
     sender = ReplaySender()
-    run = open_run(sender.url, stream_options={"capacity": 3})
+    run = open_run(sender.url, stream_options={"capacity": 3, "wait_first_s": 0})
     try:
         def send(s):
             s.series(frames[:3])
@@ -110,7 +112,7 @@ def test_window_keeps_the_last_frames_and_the_hits():
 
 def test_garbage_messages_are_skipped_not_fatal():
     sender = ReplaySender()
-    run = open_run(sender.url)
+    run = open_run(sender.url, stream_options=NOWAIT)
     try:
         frames = spot_frames(2, shape=(32, 32), hits=())
 
@@ -131,12 +133,30 @@ def test_no_sender_is_waiting_and_close_returns_fast():
     with socket.socket() as so:
         so.bind(("127.0.0.1", 0))
         port = so.getsockname()[1]
-    run = open_run(f"tcp://127.0.0.1:{port}")
+    run = open_run(f"tcp://127.0.0.1:{port}", stream_options=NOWAIT)
     assert not run.wait(1, 0.3)
     assert run.status().state == "waiting" and len(run) == 0
     t = time.monotonic()
     run.close()
     assert time.monotonic() - t < 2 and run.status().state == "closed"
+
+
+def test_open_waits_for_the_first_frame_then_names_the_problem():
+    port = _free_port()
+    t = time.monotonic()
+    with pytest.raises(InputError, match=r"no frame arrived within 0.3 s \(waiting"):
+        open_run(f"tcp://127.0.0.1:{port}", stream_options={"wait_first_s": 0.3})
+    assert time.monotonic() - t < 3
+    frames = spot_frames(2, shape=(32, 32), hits=())
+    sender = ReplaySender()
+    st = SenderThread(sender, lambda s: s.series(frames), delay_s=0.2).start()
+    run = open_run(sender.url)  # the window's way: returns once a frame is there
+    try:
+        assert len(run) >= 1 and np.array_equal(run.read_raw(0), frames[0])
+        st.join()
+    finally:
+        run.close()
+        sender.close()
 
 
 def test_bad_address_names_the_problem():
@@ -194,7 +214,7 @@ def test_alba_eiger_simulator(tmp_path, compression):
     with h5py.File(data, "w") as f:
         f.create_dataset("entry/data/data_000001", data=np.stack(frames))
     port = _free_port()
-    run = open_run(f"tcp://127.0.0.1:{port}")
+    run = open_run(f"tcp://127.0.0.1:{port}", stream_options=NOWAIT)
 
     async def acquire():
         det = web.Detector(zmq_bind=f"tcp://127.0.0.1:{port}", dataset=str(data))

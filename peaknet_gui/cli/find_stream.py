@@ -55,7 +55,8 @@ def find_stream(args, user_geometry) -> int:
     url = args.inputs[0]
     frames = args.frames if args.frames is not None else args.limit
     source = open_run(url, geometry=user_geometry,
-                      stream_options={"capacity": args.stream_window, "every_frame": not args.drop_frames})
+                      stream_options={"capacity": args.stream_window, "every_frame": not args.drop_frames,
+                                      "wait_first_s": 0})
     try:  # the receiver runs while the model loads
         from ..masks.static import static_mask
         from ..pipeline.analyzer import FrameAnalyzer

@@ -135,15 +135,24 @@ def open_run(
     return _open_files([item], dataset, geometry, item)
 
 
-def open_stream(url: str, geometry=None, **options) -> RunSource:
-    """A live run reading the stream at ``url`` (see the module doc)."""
+def open_stream(url: str, geometry=None, wait_first_s: float = 30.0, **options) -> RunSource:
+    """A live run reading the stream at ``url`` (see the module doc), once its first frame arrived
+    (up to ``wait_first_s`` seconds, else InputError; 0: at once, possibly empty)."""
     if url.lower().startswith("karabo-bridge://"):
         from .stream_karabo import open_karabo_stream
 
-        return open_karabo_stream(url, geometry=geometry, **options)
-    from .stream_eiger import open_eiger_stream
+        run = open_karabo_stream(url, geometry=geometry, **options)
+    else:
+        from .stream_eiger import open_eiger_stream
 
-    return open_eiger_stream(url, geometry=geometry, **options)
+        run = open_eiger_stream(url, geometry=geometry, **options)
+    if wait_first_s and wait_first_s > 0:
+        if not run.wait(1, wait_first_s):
+            status = run.status()
+            run.close()
+            raise InputError(f"{url}: no frame arrived within {wait_first_s:g} s ({status.line()})")
+        run.refresh()
+    return run
 
 
 def sort_naturally(paths: list) -> list:
