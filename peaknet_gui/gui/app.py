@@ -24,7 +24,8 @@ from typing import Optional
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peaknet-gui", description="Browse serial-crystallography runs with PeakNet peak "
                                 "finding, auto-masking and CrystFEL export.")
-    p.add_argument("inputs", nargs="*", metavar="RUN", help="files, globs or directories of a run (default: the demo run)")
+    p.add_argument("inputs", nargs="*", metavar="RUN", help="files, globs or directories of a run, or a live stream: "
+                   "tcp://HOST:PORT (Eiger), karabo-bridge://HOST:PORT[/SOURCE] (default: the demo run)")
     p.add_argument("--geom", "-g", help="CrystFEL geometry file")
     p.add_argument("--event", "-e", type=int, default=0, help="frame index to show first (default: 0)")
     p.add_argument("--dataset", help="HDF5 dataset of the frames (when a file holds several)")
@@ -95,6 +96,7 @@ def main(argv: Optional[list] = None) -> int:
     from . import dialogs
     from .main_window import MainWindow
     from .settings import AppSettings
+    from .stream_live import attach_stream_live
     from .style import app_icon, apply_dark_style
     from .worker import ModelSettings
 
@@ -120,6 +122,7 @@ def main(argv: Optional[list] = None) -> int:
 
     _install_excepthook()
     window = MainWindow(settings, model=model, restore_layout=not args.screenshot)
+    attach_stream_live(window)  # tcp:// and karabo-bridge:// runs: Live mode, stream status
     window.resize(width, height)
     window.show()
 
