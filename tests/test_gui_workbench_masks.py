@@ -113,6 +113,19 @@ def test_drawn_shapes_mask_exactly_the_panel_pixels_inside(qtbot, window, run_pa
     assert all(got[p.slices()].any() for p in geom.panels)  # every panel, turned ones too
     # the orange overlay shows exactly those pixels on the assembled image
     assert dock.overlay.n_shown == int(asm.assemble(got).sum())
+    # a polygon closed with Enter (Backspace dropped a stray vertex)
+    from peaknet_gui.gui.qt import Qt
+
+    vp = window.image_view.graphics.viewport()
+    for x, y in ((100.0, 100.0), (120.0, 100.0), (5.0, 5.0), (110.0, 120.0)):
+        _click(qtbot, window, x, y)
+    qtbot.keyClick(vp, Qt.Key_Backspace)  # drops (110, 120)
+    assert len(dock.tool_item.vertices) == 3
+    qtbot.keyClick(vp, Qt.Key_Backspace)  # drops (5, 5)
+    _click(qtbot, window, 110.0, 120.0)
+    qtbot.keyClick(vp, Qt.Key_Return)
+    assert len(shapes) == 2 and len(shapes[1].points) == 3 and not dock.tool_item.vertices
+    dock.undo()
     # a rectangle dragged with the mouse (unmask mode) removes the pixels in it
     dock.edit.clear()
     dock.set_tool("rect")
