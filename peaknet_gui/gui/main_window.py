@@ -18,6 +18,7 @@ from .. import __version__
 from . import dialogs
 from .actions import SHORTCUTS, build_actions
 from .controller import RunController
+from .curation_dock import install_curation_dock
 from .docks.automask import AutoMaskDock
 from .docks.calibration import install_calibration_dock
 from .docks.frame_info import FrameInfoDock
@@ -95,6 +96,7 @@ class MainWindow(QtWidgets.QMainWindow):
         install_calibration_dock(self)  # hidden; Tools > Calibration... shows it
         install_mask_editor(self)  # hidden; Tools > Mask editor... shows it
         install_peak_table(self)  # right, below the frame info
+        install_curation_dock(self)  # hidden; Tools > Label curation... shows it
 
         self.status_label = QtWidgets.QLabel("")
         self.readout_label = QtWidgets.QLabel("")
