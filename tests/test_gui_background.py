@@ -173,6 +173,11 @@ def test_run_change_resets_per_run_state(qtbot, bg_window, tmp_path, recorder):
     view.readoutChanged.emit(r)
     assert w.readout_label.text() != ""
     cal = w.docks.get("calibration")
+    if cal is not None:
+        from peaknet_gui.gui.docks.calibration import show_calibration
+
+        show_calibration(w)
+        qtbot.waitUntil(cal.isVisible, timeout=5000)
 
     _open(qtbot, w, b, index=0)
     assert w.windowTitle() == "run_b.h5"
@@ -181,7 +186,8 @@ def test_run_change_resets_per_run_state(qtbot, bg_window, tmp_path, recorder):
     assert w.docks["info"].labels["event"].text().startswith("0 / 2")
     assert w.nav.spin.suffix() == " / 2"
     assert w.image_view.overlay.index == 0 and w.controller.current_view.frame.shape == (384, 384)
-    if cal is not None:
+    if cal is not None:  # the last run's calibrant rings are gone, the dock is closed until asked for
+        assert not cal.isVisible()
         assert cal.overlay.expected.paths is None or not cal.overlay.expected.paths.x
     _wait_all_analysed(qtbot, w)
     assert set(w.state.summaries) == {0, 1, 2}  # nothing of run A's six frames is left
@@ -213,3 +219,23 @@ def test_failed_open_keeps_the_current_run(qtbot, bg_window, tmp_path, recorder)
     assert w.windowTitle() == title
     # and the window goes on as before
     wait_complete(qtbot, w, 2, lambda: w.controller.step(1), timeout=10000)
+
+
+def test_space_plays_and_pauses_from_a_spin_box(qtbot, tmp_path, recorder):
+    """The fps box keeps the focus after the user sets the rate: Space still plays and pauses."""
+    from peaknet_gui.gui.qt import Qt
+
+    w = make_window(qtbot, tmp_path, background=True)
+    try:
+        _open(qtbot, w, _small_run(tmp_path / "small.h5"))
+        _wait_all_analysed(qtbot, w)
+        w.activateWindow()
+        w.nav.fps.setFocus()
+        w.nav.fps.setValue(2.0)
+        qtbot.keyClick(w.nav.fps, Qt.Key_Space)
+        assert w.state.playing, "Space went into the fps box"
+        qtbot.keyClick(w.nav.fps, Qt.Key_Space)
+        assert not w.state.playing
+        assert w.nav.fps.value() == 2.0
+    finally:
+        w.close()

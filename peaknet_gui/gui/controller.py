@@ -22,7 +22,7 @@ import time
 from typing import Optional
 
 from . import dialogs
-from .qt import QtCore, Signal
+from .qt import Qt, QtCore, QtWidgets, Signal
 from .runs import RunInfo, RunRequest
 from .state import BrowserState
 
@@ -89,6 +89,23 @@ class RunController(QtCore.QObject):
         docks["peaks"].settingsChanged.connect(self._finder_changed)
         docks["mask"].settingsChanged.connect(self._mask_changed)
         view.readoutChanged.connect(docks["info"].set_readout)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:  # Space plays/pauses even from a spin box (see eventFilter)
+            app.focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, old, new) -> None:
+        if isinstance(new, QtWidgets.QAbstractSpinBox) and new.window() is self.parent_widget:
+            new.installEventFilter(self)  # installing twice keeps one filter
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt naming)
+        """A spin box with the focus (e.g. the fps box just set) would take Space as text and the
+        play/pause shortcut would not fire: let the shortcut have it."""
+        if (ev.type() == QtCore.QEvent.ShortcutOverride and ev.key() == Qt.Key_Space
+                and not (ev.modifiers() & ~Qt.KeypadModifier) and isinstance(obj, QtWidgets.QAbstractSpinBox)
+                and self.parent_widget is not None and obj.window() is self.parent_widget):
+            ev.ignore()
+            return True
+        return False
 
     # (bound methods, not lambdas: Qt drops their connections when the window goes away)
     def _poll_run(self) -> None:

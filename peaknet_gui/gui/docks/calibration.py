@@ -125,6 +125,10 @@ class CalibrationDock(CalibrationFitMixin, QtWidgets.QDockWidget):
             self.request_profile()
 
     def _on_run_opened(self, info) -> None:
+        # calibration belongs to a run: a new run (or the first after a restart) starts without
+        # the last calibrant's rings over its frames; Tools > Calibration... shows the dock again
+        if self.isVisible():
+            self.hide()
         self.view = None
         self._prefill_key = None
         self._profile_key = None
