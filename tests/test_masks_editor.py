@@ -237,6 +237,16 @@ def test_h5_round_trip_with_geom_lines_and_polarity(tmp_path):
     big = ~mask
     save_user_mask(tmp_path / "big.h5", big, geom)
     assert np.array_equal(load_user_mask(tmp_path / "big.h5", shape), big)
+    # a geometry that already uses mask 0 (its own file): ours goes to the next free slot, both apply
+    own = np.zeros(shape, np.uint16)
+    own[0, :] = 1
+    with h5py.File(tmp_path / "own.h5", "w") as f:
+        f["/m"] = own
+    g0 = geom.copy()
+    g0.globals.update({"mask": "/m", "mask_file": str(tmp_path / "own.h5"), "mask_good": "0x0", "mask_bad": "0x1"})
+    saved = save_user_mask(tmp_path / "second.h5", mask, g0)
+    assert saved.geom_lines[0] == "mask1_data = /mask" and "mask1_badbits = 0x1" in saved.geom_lines
+    assert np.array_equal(geometry_bad_mask(read_geom(saved.geom_path), shape), mask | (own != 0))
     # without a geometry: only the lines, as comments explain
     saved = save_user_mask(tmp_path / "nogeom.h5", mask)
     assert "mask_bad = 0x1" in saved.geom_path.read_text() and "no detector geometry" in saved.geom_path.read_text()
