@@ -326,3 +326,22 @@ def test_export_reuses_stored_results_and_analyses_the_rest():
     assert [r.n_peaks for r in out] == [1, 7, 3, 7]
     assert [r.hit for r in out] == [False, False, True, False]  # hits by the export's criterion (2)
     assert an.finder is inner.finder  # everything else is the inner analyzer's
+
+
+def test_demo_generation_reports_progress(tmp_path, monkeypatch):
+    """The first start shows the demo being made frame by frame (the window's status bar)."""
+    from peaknet_gui.gui.runs import RunRequest, open_run_request
+
+    monkeypatch.setenv("PEAKNET_DEMO_DIR", str(tmp_path / "demo"))
+    import peaknet_gui.sources.demo as demo
+
+    monkeypatch.setattr(demo, "DEMO_FRAMES", 2)
+    monkeypatch.setattr(demo.demo_run_path, "__defaults__", (2, demo.DEMO_SEED, None))
+    seen = []
+    source, info = open_run_request(RunRequest(demo=True), progress=lambda done, total: seen.append((done, total)))
+    source.close()
+    assert info.n_frames == 2 and seen == [(1, 2), (2, 2)]
+    seen.clear()
+    source, _ = open_run_request(RunRequest(demo=True), progress=lambda done, total: seen.append((done, total)))
+    source.close()
+    assert seen == []  # cached: nothing to make

@@ -47,7 +47,21 @@ def _open(qtbot, window, run_path, index=0):
     dock = window.docks["mask_editor"]
     window.actions_by_name["mask_editor"].trigger()
     assert dock.isVisible() and dock.edit is not None and dock.edit.shape == (2 * N, 2 * N)
+    _wait_layout_settled(qtbot, window)
     return dock
+
+
+def _wait_layout_settled(qtbot, window):
+    """The dock's appearance widens the left dock area and the image view re-fits: wait until the
+    view's range holds still, so clicks are placed with the final mapping."""
+    seen = []
+
+    def still():
+        qtbot.wait(60)
+        seen.append((window.image_view.graphics.size(), [tuple(r) for r in window.image_view.view_box.viewRange()]))
+        return len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
+
+    qtbot.waitUntil(still, timeout=5000)
 
 
 def _drag(qtbot, window, x0, y0, x1, y1, steps=6):

@@ -125,6 +125,7 @@ def main(argv: Optional[list] = None) -> int:
     attach_stream_live(window)  # tcp:// and karabo-bridge:// runs: Live mode, stream status
     window.resize(width, height)
     window.show()
+    window.resize(width, height)  # again: the first show lays the docks out at their preferred heights
 
     outcome = {"code": 0}
     if args.screenshot:

@@ -23,7 +23,8 @@ SCOPE_TEXT = (("current", "Current frame"), ("all", "All frames"), ("hits", "Hit
 
 
 class ExportDialog(QtWidgets.QDialog):
-    def __init__(self, out_dir: str, scope: str = "all", formats=FORMATS, n_frames: int = 0, parent=None):
+    def __init__(self, out_dir: str, scope: str = "all", formats=FORMATS, n_frames: int = 0, parent=None,
+                 n_analysed: int = 0):
         super().__init__(parent)
         self.setWindowTitle("Export peaks for CrystFEL")
         form = QtWidgets.QFormLayout(self)
@@ -65,8 +66,11 @@ class ExportDialog(QtWidgets.QDialog):
             self.format_boxes[key] = c
             fbox.addWidget(c)
         form.addRow("Files", fbox)
-        note = QtWidgets.QLabel("All frames and hits are analysed again in the background with the current settings;\n"
-                                "summary.json is always written.")
+        done = (f"{n_analysed} of {n_frames} frames are analysed with the current settings already: they are\n"
+                "written as drawn, without a new model run; " if n_analysed else "")
+        note = QtWidgets.QLabel(done + ("the other frames" if n_analysed else "The frames")
+                                + " are analysed in the background with the current settings;\n"
+                                "frame numbers are 0-based, as CrystFEL's //N; summary.json is always written.")
         note.setStyleSheet("color: grey;")
         form.addRow(note)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)

@@ -36,6 +36,7 @@ from .runs import RunRequest
 from .settings import AppSettings
 from .state import BrowserState
 from .style import app_icon
+from .teardown import release_view_dependent_items
 from .worker import AnalysisWorker, ModelSettings
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,7 @@ class MainWindow(QtWidgets.QMainWindow):
             dialogs.show_error(self, "Export", "Open a run first.")
             return
         out = self.export_dir()
-        dlg = ExportDialog(out, "all", n_frames=self.state.n_frames, parent=self)
+        dlg = ExportDialog(out, "all", n_frames=self.state.n_frames, parent=self, n_analysed=len(self.worker.analysed()))
         if dlg.exec_() != QtWidgets.QDialog.Accepted:
             return
         self.start_export(dlg.options())
@@ -425,4 +426,5 @@ class MainWindow(QtWidgets.QMainWindow):
             except RuntimeError:
                 pass
         self.worker.shutdown()
+        release_view_dependent_items(self)  # before Qt deletes the ViewBoxes (see .teardown)
         super().closeEvent(ev)

@@ -40,7 +40,11 @@ class FrameInfoDock(QtWidgets.QDockWidget):
         f.setBold(True)
         for k in ("peaks", "hit"):
             self.labels[k].setFont(f)
-        self.setWidget(body)
+        scroll = QtWidgets.QScrollArea()  # scrolls rather than forcing the window taller than a laptop screen
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
     def _set(self, key: str, text: str, tip: str = "") -> None:
         self.labels[key].setText(text)
