@@ -59,8 +59,11 @@ def test_calibrate_cbf_with_geom_and_tilt(tmp_path, capsys):
                "--fit-tilt", "--out", str(tmp_path / "o")])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert "tilt (pyFAI)" in text
+    assert "PONI (pyFAI)" in text and "direct-beam centre" in text and "rot1" in text
     s = json.loads((tmp_path / "o" / "calibration.json").read_text())
+    # --fit-tilt keeps the refined tilt even where the rings barely determine it (said so)
+    assert s["tilt_status"].startswith("fitted") and s["uncertainty"]["sigma_tilt_deg"] > 0
+    assert set(s["uncertainty"]["refined"]) == {"dist", "poni1", "poni2", "rot1", "rot2"}
     assert abs(s["beam_center_fs"] - 118.4) < 0.5 and abs(s["beam_center_ss"] - 131.2) < 0.5
 
 

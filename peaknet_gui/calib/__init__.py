@@ -7,7 +7,10 @@
 Modules: :mod:`.calibrants` (pyFAI's calibrant registry), :mod:`.geometry_convert` (project
 geometry <-> pyFAI PONI), :mod:`.integrate` (I(q), I(2theta), I(d)), :mod:`.rings` (expected
 rings, overlays, ring picking, control points), :mod:`.search` (coarse beam centre / distance),
-:mod:`.refine` (the fit), :mod:`.writers` (``.geom`` / ``.poni``), :mod:`.frame_input`.
+:mod:`.refine` (the fit: distance, centre and tilt), :mod:`.model` (pyFAI's 2-theta model, least
+squares), :mod:`.uncertainty` (covariance, whether the tilt is determined), :mod:`.residuals`
+(per ring, per panel), :mod:`.result` (:class:`CalibrationResult`), :mod:`.writers` (``.geom`` /
+``.poni``), :mod:`.frame_input`.
 """
 
 from ..errors import CalibrationError

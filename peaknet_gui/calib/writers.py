@@ -1,8 +1,11 @@
 """Write and read back a calibrated geometry: CrystFEL ``.geom`` and pyFAI ``.poni``.
 
 * ``.geom`` through :func:`peaknet_gui.geometry.crystfel_geom.write_geom` (atomic): the refined
-  panel corners (beam centre), ``clen`` and, when tilts were fitted, fs/ss vectors with z
-  components; everything else of the starting geometry (data path, masks, bad regions...) kept.
+  panel corners, ``clen`` (and per-panel ``coffset``) and, for a tilted detector, fs/ss vectors
+  with z components -- CrystFEL's pixel positions (``corner + f fs + s ss``, z from
+  ``clen + coffset``) are pyFAI's to rounding, so both give every pixel the same 2-theta;
+  comments with the direct-beam centre, distance, tilt and pyFAI rotations; everything else of
+  the starting geometry (data path, masks, bad regions...) kept.
 * ``.poni`` through pyFAI's own ``PoniFile`` writer, written atomically.  A multi-panel detector
   cannot live in a ``.poni``; its pixel corners go to a NeXus detector file written by pyFAI
   (``<stem>_detector.h5``) that the ``.poni`` names, so ``pyFAI.load`` reads it back whole.
@@ -26,11 +29,15 @@ def calibrated_geometry_for_file(result, start: Optional[Geometry] = None) -> Ge
     photon energy or camera length that the start read from the data files stays a path."""
     g = result.geometry.copy()
     start = start or result.start_geometry
-    note = (f"calibrated on {result.calibrant} by peaknet calibrate: beam centre fs {result.beam_center[0]:.3f} "
+    note = (f"calibrated on {result.calibrant} by peaknet calibrate: direct-beam centre fs {result.beam_center[0]:.3f} "
             f"ss {result.beam_center[1]:.3f} px, distance {result.distance_m * 1e3:.3f} mm, "
             f"residual {result.residual_px:.3f} px RMS, {len(result.rings_used)} rings, "
             f"wavelength {result.wavelength_a:.6f} A")
-    g.comments = list(start.comments) + [note]
+    status = getattr(result, "tilt_status", "fixed")
+    tilt = (f"tilt {result.tilt_deg:.4f} deg ({status}), direction {result.tilt_plane_rotation_deg:.2f} deg; "
+            f"pyFAI rot1 {result.tilts_deg[0]:.5f}, rot2 {result.tilts_deg[1]:.5f}, rot3 {result.tilts_deg[2]:.5f} deg "
+            "(in the panels' fs/ss z components and corners)")
+    g.comments = list(start.comments) + [note, tilt]
     if start.photon_energy_path is not None:
         g.photon_energy_ev = None
         g.photon_energy_path = start.photon_energy_path

@@ -1,12 +1,15 @@
-"""``peaknet calibrate``: refine beam centre and distance on a calibrant frame (silver behenate...).
+"""``peaknet calibrate``: refine beam centre, distance and tilt on a calibrant frame (silver behenate...).
 
     peaknet calibrate FRAME --calibrant AgBh (--energy keV | --wavelength A) [--geom G]
         [--distance mm] [--beam-center FS SS] [--pixel-size mm] [--dataset D] [--event N]
-        [--fit-tilt] --out DIR
+        [--tilt auto|fit|fixed] [--fit-rot3] --out DIR
 
 The rough start comes from ``--geom`` and/or the frame's header, overridden by ``--distance``,
-``--beam-center`` (pixel indices, first pixel centre at 0) and ``--pixel-size``.  Prints the
-refined beam centre, distance, tilt (with ``--fit-tilt``), residual and rings used; writes
+``--beam-center`` (pixel indices, first pixel centre at 0) and ``--pixel-size``.  The tilt
+(pyFAI rot1, rot2) is refined and kept when the data determine it (``--tilt auto``, the
+default; ``fit`` keeps it regardless, ``fixed`` does not refine it; ``--fit-tilt`` = ``fit``).
+Prints the direct-beam centre, distance, PONI, tilt and its direction with 1-sigma
+uncertainties, residuals per ring (and per panel), and the rings used; writes
 ``DIR/calibrated.geom`` (CrystFEL), ``DIR/calibrated.poni`` (pyFAI) and
 ``DIR/calibration.json`` (the figures).  A frame with too few rings or rings that do not fit
 the energy ends with a message saying so (exit status 2).
@@ -28,8 +31,8 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser(
         "calibrate",
-        help="refine beam centre and detector distance on a calibrant frame (AgBh, CeO2, LaB6, Si...)",
-        description="Fit the beam centre and detector distance (tilt optional) to the powder rings of a calibrant "
+        help="refine beam centre, detector distance and tilt on a calibrant frame (AgBh, CeO2, LaB6, Si...)",
+        description="Fit the beam centre, detector distance and tilt to the powder rings of a calibrant "
         "frame with pyFAI, starting from a rough geometry; write calibrated.geom (CrystFEL) and calibrated.poni (pyFAI).",
     )
     p.add_argument("frame", metavar="FRAME", help="calibrant frame (HDF5/NeXus/CXI, CBF, EDF, TIFF...)")
@@ -44,7 +47,11 @@ def register(sub) -> None:
     p.add_argument("--pixel-size", type=positive, metavar="MM", help="pixel size in mm (default: from the file or geometry)")
     p.add_argument("--dataset", "-d", help="HDF5 dataset of the images (default: found automatically)")
     p.add_argument("--event", type=int, default=0, help="frame index inside a multi-frame file (default: 0)")
-    p.add_argument("--fit-tilt", action="store_true", help="also refine the detector tilts (rot1, rot2, rot3)")
+    p.add_argument("--tilt", choices=("auto", "fit", "fixed"), default="auto",
+                   help="detector tilt (pyFAI rot1, rot2): auto = refine and keep it when the rings determine it, "
+                        "fit = keep it regardless, fixed = keep the start's (default: %(default)s)")
+    p.add_argument("--fit-tilt", action="store_true", help="same as --tilt fit")
+    p.add_argument("--fit-rot3", action="store_true", help="also refine rot3 (rotation about the beam; rarely determined)")
     p.add_argument("--search", type=float, default=64.0, metavar="PX",
                    help="how far from the rough beam centre to search, in pixels (default: %(default)s)")
     p.add_argument("--distance-tolerance", type=float, default=0.25, metavar="FRACTION",
@@ -139,7 +146,8 @@ def _run(args) -> int:
     print(f"{args.frame}: {frame.data.shape[1]}x{frame.data.shape[0]} pixels, {args.calibrant} at "
           f"{wl:.5f} A ({HC_EV_A / wl / 1e3:.4f} keV); start: beam centre ({geom.beam_center(0)[0]:.2f}, "
           f"{geom.beam_center(0)[1]:.2f}) px, distance {geom.mean_camera_length() * 1e3:.2f} mm")
-    result = calibrate(frame, geom, args.calibrant, wl, fit_tilt=args.fit_tilt, search_px=args.search,
+    tilt = "fit" if args.fit_tilt else args.tilt
+    result = calibrate(frame, geom, args.calibrant, wl, fit_tilt=tilt, fit_rot3=args.fit_rot3, search_px=args.search,
                        distance_tolerance=args.distance_tolerance, min_rings=args.min_rings)
     out = Path(args.out)
     # the three files are one set: staged beside OUT and put in place together (export.transaction)
@@ -168,16 +176,8 @@ def _write_set(args, result, geom, stage: Path, out: Path) -> None:
         write_result_poni(result, stage / "calibrated.poni")
     except OSError as e:
         raise WriteError(os_error_message(out, e)) from e
-    summary = {
-        "frame": str(args.frame), "calibrant": result.calibrant, "wavelength_a": result.wavelength_a,
-        "photon_energy_ev": result.photon_energy_ev, "beam_center_fs": result.beam_center[0],
-        "beam_center_ss": result.beam_center[1], "distance_mm": result.distance_m * 1e3,
-        "tilt_fitted": result.tilt_fitted, "rot_deg": list(result.tilts_deg), "residual_px": result.residual_px,
-        "rings_used": [i + 1 for i in result.rings_used], "ring_d_spacings_a": result.ring_d_spacings_a,
-        "control_points": result.n_control_points,
-        "start_beam_center": list(geom.beam_center(0)), "start_distance_mm": geom.mean_camera_length() * 1e3,
-        "beam_center_convention": "pixel index; centre of first pixel at 0",
-    }
+    summary = {"frame": str(args.frame), **result.as_dict(),
+               "start_beam_center": list(geom.beam_center(0)), "start_distance_mm": geom.mean_camera_length() * 1e3}
     try:
         with atomic_write(stage / "calibration.json") as fh:
             json.dump(summary, fh, indent=2)
