@@ -145,7 +145,12 @@ def test_demo_calibrant_profile_fit_and_save(qtbot, window, recorder, tmp_path, 
     assert table.cell_text("Beam ss (px)", "Refined") == f"{ss:.2f}"
     assert table.cell_text("Distance (mm)", "Start") == f"{start_mm:.2f}"
     assert table.cell_text("Distance (mm)", "Refined") == f"{result.distance_m * 1e3:.2f}"
-    assert "Fitted on frame" in dock.status.text()
+    assert float(table.cell_text("Beam fs (px)", "\u00b1 1\u03c3")) == pytest.approx(
+        result.uncertainty.sigma_beam_px[0], abs=6e-4)
+    assert "Tilt (\u00b0)" in table.row_names()
+    assert dock.ring_table.isVisibleTo(dock) and dock.ring_table.rowCount() == len(result.rings_used)
+    assert not dock.panel_table.isVisibleTo(dock)  # one panel: no per-panel table
+    assert "Fitted on frame" in dock.status.text() and "Tilt" in dock.status.text()
 
     # after the fit: the refined profile (peaks back on the markers) and rings + beam cross on the image
     qtbot.waitUntil(lambda: dock.plot.result is not None and dock.plot.result.refined is not None, timeout=60000)
@@ -170,7 +175,8 @@ def test_demo_calibrant_profile_fit_and_save(qtbot, window, recorder, tmp_path, 
     assert geom_path == target and poni_path == target.with_suffix(".poni")
     g = read_geom(geom_path)
     assert g.beam_center(0) == pytest.approx((fs, ss), abs=1e-3)
-    assert g.mean_camera_length() == pytest.approx(result.distance_m, rel=1e-6)
+    # the sample to the direct beam (a refined tilt, however small, puts clen at the panel's corner)
+    assert float(g.panels[0].lab_xyz(fs, ss, g.clen)[2]) == pytest.approx(result.distance_m, rel=1e-6)
     assert g.panels[0].pixel_size == pytest.approx(pix)
     gp = geometry_from_poni(poni_path)
     assert gp.beam_center(0) == pytest.approx((fs, ss), abs=0.01)
@@ -181,7 +187,7 @@ def test_demo_calibrant_profile_fit_and_save(qtbot, window, recorder, tmp_path, 
 
 
 def test_cancel_then_fit_with_tilt(qtbot, window, recorder):
-    """Cancel drops the running fit's result; a fit with "fit tilt" then refines the tilts too."""
+    """Cancel drops the running fit's result; a fit with "tilt: fit" then keeps the refined tilt."""
     from peaknet_gui.geometry.crystfel_geom import read_geom
     from peaknet_gui.gui.qt import Qt
     from peaknet_gui.sources.demo import demo_run_path
@@ -198,7 +204,8 @@ def test_cancel_then_fit_with_tilt(qtbot, window, recorder):
     qtbot.mouseClick(dock.cancel_button, Qt.LeftButton)
     assert not dock.fitting and dock.fit_button.isEnabled() and dock.status.text() == "Fit cancelled."
 
-    dock.fit_tilt.setChecked(True)
+    assert dock.tilt.currentData() == "auto"  # the default: kept when the rings determine it
+    dock.tilt.setCurrentIndex(dock.tilt.findData("fit"))
     result = _fit(qtbot, dock)
     qtbot.wait(500)  # the jobs run one after another: the cancelled fit ended before this one
     assert finished == [result] and dock.result is result  # the cancelled fit's result was dropped
@@ -262,4 +269,80 @@ def test_real_pilatus100k_agbh_fit_and_apply(qtbot, window, recorder):
     qtbot.waitUntil(lambda: abs(dock.beam_fs.value() - fs) < 0.01 and abs(dock.beam_ss.value() - ss) < 0.01,
                     timeout=30000)
     assert dock.distance.value() == pytest.approx(result.distance_m * 1e3, abs=0.01)
+    assert not recorder.errors
+
+
+def _tilted_nexus(path, shape, pixel_m, distance_mm, beam, tilt_deg, tilt_dir_deg, wavelength_a):
+    """A NeXus file of a simulated CeO2 frame on a tilted detector (Fit2D parameters)."""
+    import h5py
+
+    from peaknet_gui.calib.geometry_convert import geometry_from_fit2d
+    from peaknet_gui.sim.powder import simulate_calibrant_frame
+
+    true = geometry_from_fit2d(distance_mm, beam[0] + 0.5, beam[1] + 0.5, shape, pixel_m * 1e6, tilt_deg=tilt_deg,
+                               tilt_plan_rotation_deg=tilt_dir_deg)
+    frame = simulate_calibrant_frame(true, "CeO2", wavelength_a, seed=12)
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        inst = entry.create_group("instrument")
+        inst.attrs["NX_class"] = "NXinstrument"
+        det = inst.create_group("detector")
+        det.attrs["NX_class"] = "NXdetector"
+        det["x_pixel_size"] = pixel_m
+        det["x_pixel_size"].attrs["units"] = "m"
+        det["distance"] = distance_mm * 1e-3
+        det["distance"].attrs["units"] = "m"
+        mono = inst.create_group("monochromator")
+        mono.attrs["NX_class"] = "NXmonochromator"
+        mono["wavelength"] = wavelength_a
+        mono["wavelength"].attrs["units"] = "angstrom"
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        data["data"] = np.where(frame.bad, -1, frame.data).astype(np.int32)[None]
+    return true
+
+
+def test_tilted_detector_fit_shows_tilt_and_draws_ellipses(qtbot, window, recorder, tmp_path):
+    """A CeO2 frame on a detector tilted 2.5 degrees, from a start 20 px and 5 % off: the dock
+    reports the tilt (with its uncertainty and direction) and the direct-beam centre, residuals per
+    ring, and draws the refined rings as the tilted cones' ellipses."""
+    from peaknet_gui.calib.geometry_convert import fit2d_parameters
+
+    shape, pix, dist_mm, beam = (340, 360), 172e-6, 110.0, (170.3, 160.7)
+    path = tmp_path / "ceo2_tilted.h5"
+    true = _tilted_nexus(path, shape, pix, dist_mm, beam, 2.5, 40.0, 0.5)
+    wait_complete(qtbot, window, 0, lambda: window.open_paths([str(path)]), timeout=60000)
+    dock, _ = _show_dock(qtbot, window)
+    dock.calibrant.setCurrentIndex(dock.calibrant.findText("CeO2"))
+    assert dock.pixel.value() == pytest.approx(0.172) and dock.wavelength.value() == pytest.approx(0.5)
+    _type_start(qtbot, dock, beam[0] + 20.0, beam[1] - 20.0, dist_mm * 1.05)
+    result = _fit(qtbot, dock)
+    truth = fit2d_parameters(true)
+    assert result.tilt_status == "fitted", result.warnings
+    assert abs(result.tilt_deg - 2.5) < 0.05
+    assert np.abs(np.subtract(result.beam_center, (truth["centerX"] - 0.5, truth["centerY"] - 0.5))).max() < 0.3
+    table = dock.table
+    assert table.cell_text("Tilt (\u00b0)", "Refined") == f"{result.tilt_deg:.3f}"
+    assert float(table.cell_text("Tilt (\u00b0)", "\u00b1 1\u03c3")) == pytest.approx(
+        result.uncertainty.sigma_tilt_deg, abs=6e-4)
+    assert table.cell_text("Tilt direction (\u00b0)", "Refined") == f"{result.tilt_plane_rotation_deg:.1f}"
+    assert table.cell_text("PONI fs (px)", "Refined") == f"{result.poni_px[0]:.2f}"
+    assert dock.ring_table.rowCount() == len(result.rings_used) >= 3
+    assert "refined" in dock.status.text() and "Tilt" in dock.status.text()
+
+    # the refined rings on the image: ellipses -- every point at its ring's 2-theta of the refined
+    # geometry, the distance from the beam cross varying around each ring
+    qtbot.waitUntil(lambda: dock.overlay.refined.paths is not None, timeout=60000)
+    ref = dock.overlay.refined.paths
+    assert len(ref.rings) == len(result.rings_used)
+    bx, by = dock.overlay.refined.beam.getData()
+    spread = []
+    for ring, fs, ss, x, y in zip(ref.rings, ref.fs, ref.ss, ref.x, ref.y):
+        ok = np.isfinite(fs)
+        lx, ly, lz = result.geometry.lab_xyz(fs[ok], ss[ok])
+        np.testing.assert_allclose(np.arctan2(np.hypot(lx, ly), lz), ring.twotheta_rad, atol=1e-9)
+        r = np.hypot(x[ok] - bx[0], y[ok] - by[0])
+        spread.append(r.max() - r.min())
+    assert max(spread) > 2.0, f"a tilted detector's rings drawn as circles ({spread} px)"
     assert not recorder.errors

@@ -13,7 +13,8 @@ calls the calibration core (:mod:`peaknet_gui.calib`):
   coordinates (:mod:`.calibration_rings`);
 * :func:`run_fit` -- :func:`peaknet_gui.calib.refine.calibrate` (with the GUI's heap frozen for
   the garbage collector, see :func:`_gc_frozen`);
-* :func:`comparison_rows` -- the before/after table; :func:`save_result` -- ``.geom`` + ``.poni``.
+* :func:`save_result` -- ``.geom`` + ``.poni``; the result's tables (before/after, per ring,
+  per panel) come from :mod:`.calibration_report`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 from ..errors import CalibrationError, ExportError, GeometryError
 from ..frame import Frame
 from ..geometry.detector import HC_EV_A, Geometry
+from .calibration_report import (comparison_rows, fit_quality_warning, panel_rows, ring_rows,  # noqa: F401
+                                 rings_used_text, tilt_note)
 from .calibration_rings import RingPaths, ring_paths
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +60,7 @@ class CalibrationInputs:
     beam_fs: float  # pixel indices (centre of the first pixel at 0); may lie off the detector
     beam_ss: float
     pixel_size_m: Optional[float] = None  # only used when the run has no geometry
-    fit_tilt: bool = False
+    tilt: str = "auto"  # detector tilt: "auto" (kept when the rings determine it), "fit" or "fixed"
     search_px: float = DEFAULT_SEARCH_PX
 
     @property
@@ -250,67 +253,8 @@ def run_fit(frame: Frame, start: Geometry, inputs: CalibrationInputs) -> Calibra
     from ..calib.refine import calibrate
 
     with _gc_frozen():
-        return calibrate(frame, start, inputs.calibrant, inputs.wavelength_a, fit_tilt=inputs.fit_tilt,
-                         search_px=inputs.search_px, min_rings=3 if inputs.fit_tilt else 2)
-
-
-def _distance_along_beam(g: Geometry) -> float:
-    fs, ss = g.beam_center(0)
-    return float(g.panels[0].lab_xyz(fs, ss, g.clen)[2])
-
-
-def _start_tilts_deg(g: Geometry, shape: tuple) -> tuple:
-    from ..calib.geometry_convert import to_pyfai
-
-    try:
-        p = to_pyfai(g, shape).params
-        return tuple(float(np.rad2deg(v)) + 0.0 for v in p[3:6])
-    except (GeometryError, ValueError):
-        return (float("nan"),) * 3
-
-
-def fit_quality_warning(result: CalibrationResult) -> Optional[str]:
-    """A sentence when the fit looks doubtful (few rings or a large residual), else None."""
-    why = []
-    if len(result.rings_used) < 3:
-        why.append(f"only {len(result.rings_used)} rings used")
-    if result.residual_px > 3.0:
-        why.append(f"residual {result.residual_px:.2f} px")
-    if not why:
-        return None
-    return ("Doubtful fit (" + ", ".join(why) + "): check the energy and the rough beam centre (or widen the "
-            "search), and that the refined rings lie on the image's rings.")
-
-
-def comparison_rows(result: CalibrationResult) -> list:
-    """Rows (quantity, start, refined, change) of the before/after table, as text."""
-    start = result.start_geometry
-    shape = result.pyfai.shape
-    sfs, sss = start.beam_center(0)
-    rfs, rss = result.beam_center
-    sd = _distance_along_beam(start) * 1e3
-    rd = result.distance_m * 1e3
-    rows = [
-        ("Beam fs (px)", f"{sfs:.2f}", f"{rfs:.2f}", f"{rfs - sfs:+.2f}"),
-        ("Beam ss (px)", f"{sss:.2f}", f"{rss:.2f}", f"{rss - sss:+.2f}"),
-        ("Distance (mm)", f"{sd:.2f}", f"{rd:.2f}", f"{rd - sd:+.2f}"),
-    ]
-    st = _start_tilts_deg(start, shape)
-    if result.tilt_fitted:
-        rt = result.tilts_deg
-        rows.append(("Tilt r1 / r2 (\u00b0)", f"{st[0]:.2f} / {st[1]:.2f}", f"{rt[0]:.2f} / {rt[1]:.2f}",
-                     f"{rt[0] - st[0]:+.2f} / {rt[1] - st[1]:+.2f}"))
-    else:
-        rows.append(("Tilt r1 / r2 (\u00b0)", f"{st[0]:.2f} / {st[1]:.2f}", "not fitted", ""))
-    rows += [
-        ("Residual (px RMS)", "\u2013", f"{result.residual_px:.3f}", ""),
-        ("Rings / points", "\u2013", f"{len(result.rings_used)} / {result.n_control_points}", ""),
-    ]
-    return rows
-
-
-def rings_used_text(result: CalibrationResult) -> str:
-    return ", ".join(f"#{i + 1} ({d:.3f} \u00c5)" for i, d in zip(result.rings_used, result.ring_d_spacings_a))
+        return calibrate(frame, start, inputs.calibrant, inputs.wavelength_a, fit_tilt=inputs.tilt,
+                         search_px=inputs.search_px, min_rings=3 if inputs.tilt == "fit" else 2)
 
 
 def applied_geometry(result: CalibrationResult, base: Optional[Geometry] = None) -> Geometry:
@@ -342,5 +286,6 @@ def save_result(result: CalibrationResult, geom_path, base: Optional[Geometry] =
 
 
 __all__ = ["CalibrationInputs", "Prefill", "prefill_from_view", "start_geometry", "profile_bins", "ProfileResult",
-           "compute_profiles", "run_fit", "comparison_rows", "fit_quality_warning", "rings_used_text", "save_result",
+           "compute_profiles", "run_fit", "comparison_rows", "ring_rows", "panel_rows", "tilt_note",
+           "fit_quality_warning", "rings_used_text", "save_result",
            "applied_geometry", "DEFAULT_SEARCH_PX", "PROFILE_METHOD"]

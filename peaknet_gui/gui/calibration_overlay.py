@@ -2,8 +2,8 @@
 
 Each set of rings is one :class:`pyqtgraph.PlotCurveItem` (rings separated by NaN, drawn with
 ``connect="finite"``), so hundreds of rings and arcs cost two items.  Points come ready in scene
-coordinates from :func:`.calibration_rings.ring_paths` (arcs where the beam is off the
-detector, any panel layout).  A small ring-number label sits on the first few rings; the
+coordinates from :func:`.calibration_rings.ring_paths` (ellipses on a tilted detector, arcs
+where the beam is off the detector, any panel layout).  A small ring-number label sits on the first few rings; the
 refined beam centre gets a cross.
 """
 

@@ -1,7 +1,8 @@
 """Calibrant rings as polylines on the detector image: what the calibration dock's overlay draws.
 
-Qt-free: :func:`ring_paths` traces the rings of a calibrant at one geometry (arcs where the beam
-is off the detector; any panel layout) in data (fs, ss) and, through the display's mapper, scene
+Qt-free: :func:`ring_paths` traces the rings of a calibrant at one geometry (each scattering cone
+cut with the panels' planes: ellipses on a tilted detector, arcs where the beam is off the
+detector; any panel layout) in data (fs, ss) and, through the display's mapper, scene
 coordinates; :func:`beam_scene` places a geometry's direct beam in the display.
 """
 

@@ -1,4 +1,4 @@
-"""Calibration dock: calibrant rings, radial profile, beam centre / distance fit, apply and save.
+"""Calibration dock: calibrant rings, radial profile, beam centre / distance / tilt fit, apply and save.
 
 Tools \u25b8 Calibration\u2026 shows it (hidden by default).  It follows the frame on screen: the fields
 (calibrant, energy, rough distance and beam centre) start from the frame's metadata and
@@ -241,7 +241,7 @@ def install_calibration_dock(window) -> CalibrationDock:
     window.docks["calibration"] = dock
     action = QtWidgets.QAction("&Calibration\u2026", window)
     action.setShortcut("Ctrl+Shift+C")
-    action.setStatusTip("Calibrant rings: radial profile, beam centre and distance fit, save geometry")
+    action.setStatusTip("Calibrant rings: radial profile, fit of beam centre, distance and tilt, save geometry")
     action.triggered.connect(lambda *_: show_calibration(window))
     window.addAction(action)
     window.tools_menu.addAction(action)

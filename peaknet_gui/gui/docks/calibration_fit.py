@@ -3,7 +3,9 @@
 "Fit geometry" runs :func:`peaknet_gui.calib.refine.calibrate` in the dock's background thread
 (slot ``fit``); a fit cannot be interrupted inside pyFAI, so Cancel returns the dock to idle at
 once and the fit's result is discarded when it ends (a token tells stale results apart).  The
-before/after table, "Apply to run" (the worker re-analyses with the refined geometry) and
+before/after table (direct-beam centre, distance, tilt and its direction with 1-sigma errors,
+PONI), the residuals per ring (and per panel), a status line saying whether the tilt was
+determined, "Apply to run" (the worker re-analyses with the refined geometry) and
 "Save geometry\u2026" (CrystFEL ``.geom`` + pyFAI ``.poni``, written in the background) follow.
 
 The dock provides the signals (``fitFinished``, ``fitFailed``, ``saved``, ``_fitDone``,
@@ -19,8 +21,9 @@ import time
 
 from ...errors import PeakNetError
 from .. import dialogs
-from ..calibration_jobs import (applied_geometry, comparison_rows, fit_quality_warning, rings_used_text, run_fit,
-                                save_result)
+from ..calibration_jobs import applied_geometry, run_fit, save_result
+from ..calibration_report import (comparison_rows, fit_quality_warning, panel_rows, ring_rows, rings_used_text,
+                                  tilt_note)
 from ..qt import QtWidgets
 
 log = logging.getLogger(__name__)
@@ -87,15 +90,23 @@ class CalibrationFitMixin:
             return
         self.result = result
         warning = fit_quality_warning(result)
+        tilt, tilt_warn = tilt_note(result)
         rows = comparison_rows(result)
-        self.table.set_rows(rows, highlight={len(rows) - 2, len(rows) - 1} if warning else None)
-        self.table.setToolTip("Rings used: " + rings_used_text(result))
+        names = [r[0] for r in rows]
+        highlight = {len(rows) - 2, len(rows) - 1} if warning else set()
+        if tilt_warn:
+            highlight |= {i for i, n in enumerate(names) if n.startswith("Tilt")}
+        self.table.set_rows(rows, highlight=highlight)
+        self.ring_table.set_rows(ring_rows(result))
+        self.ring_table.setToolTip("Rings used: " + rings_used_text(result))
+        prows = panel_rows(result)
+        self.panel_table.set_rows(prows, highlight={i for i, r in enumerate(prows) if r[-1]})
         for b in (self.apply_button, self.save_button):
             b.setEnabled(True)
         dt = time.monotonic() - self._fit_started
         done = (f"Fitted on frame {self._fit_index} in {dt:.1f} s: {len(result.rings_used)} rings, "
-                f"{result.n_control_points} points, residual {result.residual_px:.3f} px.")
-        self._set_status(warning or done, warn=bool(warning), info=False)
+                f"{result.n_control_points} points, residual {result.residual_px:.3f} px. {tilt}")
+        self._set_status(f"{warning} {tilt}" if warning else done, warn=bool(warning) or tilt_warn, info=False)
         self._profile_key = None
         self.request_profile()  # the refined profile and rings
         self.fitFinished.emit(result)
@@ -125,7 +136,8 @@ class CalibrationFitMixin:
         self.result = None
         self._fit_base = None
         self.table.set_rows([])
-        self.table.setToolTip("")
+        self.ring_table.set_rows([])
+        self.panel_table.set_rows([])
         for b in (self.apply_button, self.save_button):
             b.setEnabled(False)
 

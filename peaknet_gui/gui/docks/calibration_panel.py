@@ -20,7 +20,7 @@ from ...geometry.detector import HC_EV_A
 from ..calibration_jobs import DEFAULT_SEARCH_PX, CalibrationInputs, Prefill
 from ..calibration_overlay import EXPECTED_COLOR, REFINED_COLOR
 from ..qt import Qt, QtWidgets, Signal
-from .calibration_plot import ComparisonTable, ProfilePlot
+from .calibration_plot import ComparisonTable, ProfilePlot, ResidualTable
 from .widgets import dspin, small_label
 
 CONTROLS_WIDTH = 360  # side by side: width of the controls and of the results
@@ -32,9 +32,9 @@ class CalibrationPanel(QtWidgets.QWidget):
 
     fieldsChanged = Signal()
     COMMON_CALIBRANTS = ("AgBh", "CeO2", "LaB6", "Si", "alpha_Al2O3", "Cr2O3")
-    WIDGETS = ("calibrant", "energy", "wavelength", "distance", "pixel", "beam_fs", "beam_ss", "search", "fit_tilt",
+    WIDGETS = ("calibrant", "energy", "wavelength", "distance", "pixel", "beam_fs", "beam_ss", "search", "tilt",
                "reset_button", "fit_button", "cancel_button", "busy", "plot", "show_expected", "show_refined",
-               "table", "apply_button", "save_button", "status")
+               "table", "ring_table", "panel_table", "apply_button", "save_button", "status")
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -123,7 +123,7 @@ class CalibrationPanel(QtWidgets.QWidget):
         return CalibrationInputs(
             calibrant=self.calibrant.currentText(), wavelength_a=float(wl), distance_m=self.distance.value() * 1e-3,
             beam_fs=self.beam_fs.value(), beam_ss=self.beam_ss.value(), pixel_size_m=pix * 1e-3 if pix > 0 else None,
-            fit_tilt=self.fit_tilt.isChecked(), search_px=self.search.value())
+            tilt=self.tilt.currentData(), search_px=self.search.value())
 
     def set_calibrants(self, names: list) -> None:
         """All calibrants pyFAI knows: the common ones first, the current choice kept."""
@@ -189,8 +189,14 @@ class CalibrationPanel(QtWidgets.QWidget):
         for sb in (self.energy, self.wavelength, self.distance, self.pixel, self.beam_fs, self.beam_ss, self.search):
             sb.setMinimumWidth(64)  # the range's width would make the dock too wide for a side column
             sb.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Fixed)
-        self.fit_tilt = QtWidgets.QCheckBox("fit tilt")
-        self.fit_tilt.setToolTip("Also refine the detector tilt (pyFAI rot1, rot2); needs three or more rings")
+        self.tilt = QtWidgets.QComboBox()
+        for text, key in (("tilt: auto", "auto"), ("tilt: fit", "fit"), ("tilt: fixed", "fixed")):
+            self.tilt.addItem(text, key)
+        self.tilt.setToolTip(
+            "Detector tilt (pyFAI rot1, rot2), refined from zero with distance and beam centre:\n"
+            "auto \u2013 kept when the rings determine it (3+ rings over 180\u00b0+ of azimuth, "
+            "uncertainty \u2264 0.05\u00b0), otherwise kept fixed and said so;\n"
+            "fit \u2013 kept regardless (needs three or more rings);\nfixed \u2013 not refined")
         self.reset_button = QtWidgets.QToolButton()
         self.reset_button.setText("\u21ba Reset")
         self.reset_button.setToolTip("Take energy, distance and beam centre from the frame's metadata and geometry "
@@ -208,11 +214,11 @@ class CalibrationPanel(QtWidgets.QWidget):
         form.addRow("Energy", pair(self.energy, self.wavelength))
         form.addRow("Distance", pair(self.distance, self.pixel))
         form.addRow("Beam centre", pair(self.beam_fs, self.beam_ss))
-        form.addRow("Search", pair(self.search, self.fit_tilt))
+        form.addRow("Search", pair(self.search, self.tilt))
         outer.addLayout(form)
 
         self.fit_button = QtWidgets.QPushButton("Fit geometry")
-        self.fit_button.setToolTip("Refine beam centre and distance (and tilt) on this frame's calibrant rings")
+        self.fit_button.setToolTip("Refine beam centre, distance and tilt on this frame's calibrant rings")
         f = self.fit_button.font()
         f.setBold(True)
         self.fit_button.setFont(f)
@@ -240,6 +246,15 @@ class CalibrationPanel(QtWidgets.QWidget):
         lay.setSpacing(4)
         self.table = ComparisonTable()
         lay.addWidget(self.table)
+        self.ring_table = ResidualTable(("d (\u00c5)", "Points", "RMS px", "Mean px", "Azimuth \u00b0"),
+                                        "Residuals per ring: radial distance of the ring's control points from the "
+                                        "fitted ring (pixels; mean > 0: outside), and the azimuth they cover")
+        self.panel_table = ResidualTable(("Points", "RMS px", "Mean px", "Shift x, y px", ""),
+                                         "Residuals per panel (the detector is refined as one rigid body): a panel "
+                                         "whose residuals amount to a shift (\u2018off?\u2019) may sit elsewhere "
+                                         "than the geometry says")
+        lay.addWidget(self.ring_table)
+        lay.addWidget(self.panel_table)
         self.apply_button = QtWidgets.QPushButton("Apply to run")
         self.apply_button.setToolTip("Use the refined geometry for this run (peaks, resolution and exports follow)")
         self.save_button = QtWidgets.QPushButton("Save geometry\u2026")

@@ -190,13 +190,16 @@ class ProfilePlot(QtWidgets.QWidget):
             pi.setYRange(ylo - 0.03 * span, yhi + 0.18 * span, padding=0)  # room for the ring numbers
 
 
-class ComparisonTable(QtWidgets.QTableWidget):
-    """Before/after of a fit: quantity | start | refined | change."""
+class _TextTable(QtWidgets.QTableWidget):
+    """A read-only table of text rows: row names in the vertical header, right-aligned cells,
+    as high as its rows (no scroll bar)."""
 
-    HEADERS = ("Start", "Refined", "Change")
+    HEADERS: tuple = ()
+    BOLD_COLUMN = -1
 
-    def __init__(self, parent=None):
-        super().__init__(0, 3, parent)
+    def __init__(self, headers: tuple, parent=None):
+        super().__init__(0, len(headers), parent)
+        self.HEADERS = tuple(headers)
         f = self.font()
         f.setPointSizeF(f.pointSizeF() * 0.92)
         self.setFont(f)
@@ -217,15 +220,8 @@ class ComparisonTable(QtWidgets.QTableWidget):
         vh.setHighlightSections(False)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.set_rows([])
 
-    def set_rows(self, rows: list, highlight: Optional[set] = None) -> None:
-        """``rows``: (quantity, start, refined, change) text tuples; ``highlight``: row numbers
-        to draw in the warning colour."""
-        if not rows:
-            rows = [(q, "\u2013", "\u2013", "") for q in ("Beam fs (px)", "Beam ss (px)", "Distance (mm)",
-                                                          "Tilt r1 / r2 (\u00b0)", "Residual (px RMS)",
-                                                          "Rings / points")]
+    def _fill(self, rows: list, highlight: Optional[set] = None) -> None:
         self.setRowCount(len(rows))
         warn = QtGui.QColor("#ffaa28")
         for i, (name, *cells) in enumerate(rows):
@@ -233,7 +229,7 @@ class ComparisonTable(QtWidgets.QTableWidget):
             for j, text in enumerate(cells):
                 it = QtWidgets.QTableWidgetItem(text)
                 it.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if j == 1:
+                if j == self.BOLD_COLUMN:
                     f = it.font()
                     f.setBold(True)
                     it.setFont(f)
@@ -243,8 +239,47 @@ class ComparisonTable(QtWidgets.QTableWidget):
         body = sum(self.rowHeight(i) for i in range(len(rows)))
         self.setFixedHeight(self.horizontalHeader().sizeHint().height() + body + 2 * self.frameWidth())
 
+    def row_names(self) -> list:
+        return [self.verticalHeaderItem(i).text() for i in range(self.rowCount())]
+
     def cell_text(self, row_name: str, column: str) -> str:
         for i in range(self.rowCount()):
             if self.verticalHeaderItem(i).text() == row_name:
                 return self.item(i, self.HEADERS.index(column) if column in self.HEADERS else 0).text()
         raise KeyError(row_name)
+
+
+class ComparisonTable(_TextTable):
+    """Before/after of a fit: quantity | start | refined | 1-sigma | change."""
+
+    BOLD_COLUMN = 1
+    EMPTY_ROWS = ("Beam fs (px)", "Beam ss (px)", "Distance (mm)", "Tilt (\u00b0)", "Residual (px RMS)",
+                  "Rings / points")
+
+    def __init__(self, parent=None):
+        super().__init__(("Start", "Refined", "\u00b1 1\u03c3", "Change"), parent)
+        self.setToolTip("Beam fs / ss: the direct-beam centre (where the beam meets the detector; Fit2D's "
+                        "centerX/Y \u2212 0.5) in pixel indices; distance: sample to that point; tilt: angle of "
+                        "the detector normal to the beam and the direction of its axis; \u00b1 1\u03c3: "
+                        "formal errors from the least-squares covariance")
+        self.set_rows([])
+
+    def set_rows(self, rows: list, highlight: Optional[set] = None) -> None:
+        """``rows``: (quantity, start, refined, 1-sigma, change) text tuples; ``highlight``: row
+        numbers to draw in the warning colour."""
+        if not rows:
+            rows = [(q, "\u2013", "\u2013", "", "") for q in self.EMPTY_ROWS]
+        self._fill(rows, highlight)
+
+
+class ResidualTable(_TextTable):
+    """Residuals per ring or per panel (hidden while empty)."""
+
+    def __init__(self, headers: tuple, tooltip: str = "", parent=None):
+        super().__init__(headers, parent)
+        self.setToolTip(tooltip)
+        self.set_rows([])
+
+    def set_rows(self, rows: list, highlight: Optional[set] = None) -> None:
+        self._fill(rows, highlight)
+        self.setVisible(bool(rows))
