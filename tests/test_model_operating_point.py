@@ -26,6 +26,7 @@ class UnsureOracle(torch.nn.Module):
 
     def __init__(self, labels, fake_centres, fake_prob=FALSE_PROB):
         super().__init__()
+        self.fake_centres = list(fake_centres)
         logits = np.zeros((3,) + labels.shape, np.float32)
         for c in range(3):
             logits[c][labels == c] = 10.0
@@ -104,6 +105,46 @@ def test_fit_finds_the_pixel_snr_that_drops_sure_peaks_on_flat_background(tmp_pa
                                                                          for s in (0.0, 3.0, 6.0, 9.0)}
 
 
+class FaintOracle(torch.nn.Module):
+    """Under-confident, as a focal-loss network is on faint spots: every true peak pixel gets a peak
+    probability of only 0.3 (background 0.6 wins the argmax), four invented 3x3 spots 0.12."""
+
+    stride = 1
+
+    def __init__(self, labels, fake_centres):
+        super().__init__()
+        probs = np.zeros((3,) + labels.shape, np.float32)
+        probs[0], probs[1], probs[2] = 0.98, 0.01, 0.01
+        probs[:, labels == 1] = np.array([0.6, 0.3, 0.1], np.float32)[:, None]
+        for y, x in fake_centres:
+            probs[:, y - 1 : y + 2, x - 1 : x + 2] = np.array([0.78, 0.12, 0.1], np.float32)[:, None, None]
+        self.logits = torch.from_numpy(np.log(probs))[None]
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.logits
+
+
+def test_fit_lowers_the_segmentation_threshold_for_an_under_confident_network(tmp_path):
+    """argmax finds none of the faint true peaks; the fitted segmentation threshold (between the
+    invented spots' 0.12 and the peaks' 0.3) finds all of them and none of the invented ones."""
+    path, oracle = _oracle_run(tmp_path)
+    with h5py.File(path) as f:
+        labels = f["/entry_1/data_1/labels"][0]
+    net = FaintOracle(labels, oracle.fake_centres)
+    argmax = evaluate_labelled_runs(net, [str(path)])
+    assert argmax["peak_tp"] == 0
+    op, rep = fit_operating_point(net, [str(path)], snr_grid=(0.0,))
+    assert 0.12 < op.peak_threshold <= 0.3 and op.segmentation_threshold == op.peak_threshold
+    kept = evaluate_labelled_runs(net, [str(path)], peak_threshold=op.segmentation_threshold,
+                                  min_confidence=op.peak_min_confidence)
+    assert kept["peak_recall"] == 1.0 and kept["peak_fp"] == 0
+    lower = evaluate_labelled_runs(net, [str(path)], peak_threshold=0.1)
+    assert lower["peak_fp"] >= 4  # below the invented spots' probability they come back
+    assert rep["chosen"]["mean_f1"] == 1.0 and rep["argmax"]["mean_f1"] == 0.0
+    assert OperatingPoint.from_metadata({"operating_point": op.as_dict()}).peak_threshold == op.peak_threshold
+
+
 def test_operating_point_is_stored_in_the_sidecar_without_touching_the_weights(tmp_path):
     net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=2))
     w = tmp_path / "w.safetensors"
@@ -124,6 +165,7 @@ def test_operating_point_is_stored_in_the_sidecar_without_touching_the_weights(t
                                  {"operating_point": {"peak_min_confidence": 1.5}}])
 def test_missing_or_bad_operating_point_means_argmax(raw):
     assert OperatingPoint.from_metadata(raw).peak_min_confidence == 0.0
+    assert OperatingPoint.from_metadata(raw).segmentation_threshold is None
     assert OperatingPoint.from_metadata(raw).peak_min_pixel_snr == 0.0
 
 

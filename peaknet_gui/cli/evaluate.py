@@ -60,6 +60,8 @@ def register(sub) -> None:
     p.add_argument("--min-pixel-snr", type=pixel_snr,
                    help="keep peaks whose brightest pixel stands this many local-background sigmas above the "
                    "background (default: the weights' operating point; 0: no test)")
+    p.add_argument("--peak-threshold", type=confidence,
+                   help="peak pixels: peak-class probability >= this (default: the weights' operating point; 0: argmax)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="score the peaks on powder rings too (default: dropped, as peaknet find and the GUI do)")
     p.add_argument("--no-whole-rings", action="store_true",
@@ -156,17 +158,19 @@ def run(args) -> int:
     op = OperatingPoint.from_metadata(info.metadata)
     min_conf = op.peak_min_confidence if args.min_confidence is None else args.min_confidence
     min_snr = op.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
+    seg = op.peak_threshold if args.peak_threshold is None else args.peak_threshold
+    seg = seg if seg > 0 else None
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
-              "min_pixel_snr": min_snr,
+              "min_pixel_snr": min_snr, "peak_threshold": seg or 0.0,
               "drop_ring_spots": drop, "whole_rings": whole}
     if shared:
         report["shared_with_training"] = shared
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
                                    max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
-                                   whole_rings=whole, min_pixel_snr=min_snr)
+                                   whole_rings=whole, min_pixel_snr=min_snr, peak_threshold=seg)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -181,7 +185,7 @@ def run(args) -> int:
                 ref = read_spots_csv(spots, geom)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
                                  min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole,
-                                 min_pixel_snr=min_snr)
+                                 min_pixel_snr=min_snr, peak_threshold=seg)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -232,10 +236,11 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     names = list(rep["curve"][0]["per_run"])
     chosen = rep["chosen"]
     print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence, "
-          f"at minimum pixel SNR {chosen['pixel_snr']:g}")
+          f"at minimum pixel SNR {chosen['pixel_snr']:g}, segmentation threshold "
+          f"{chosen['peak_threshold'] or 'argmax'}")
     print("  conf   mean  " + "  ".join(f"{n[:18]:>18s}" for n in names))
     for c in rep["curve"]:
-        if c["pixel_snr"] != chosen["pixel_snr"]:
+        if c["pixel_snr"] != chosen["pixel_snr"] or c["peak_threshold"] != chosen["peak_threshold"]:
             continue
         mark = " <" if c is chosen else ""
         print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f}  "
@@ -243,7 +248,9 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     print("best mean F1 by minimum pixel SNR:")
     for snr in sorted({c["pixel_snr"] for c in rep["curve"]}):
         b = max((c for c in rep["curve"] if c["pixel_snr"] == snr), key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
-        print(f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}")
-    print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}"
+        print(f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}, "
+              f"segmentation threshold {b['peak_threshold'] or 'argmax'}")
+    print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}, "
+          f"peak_threshold {op.peak_threshold:g} (0 = argmax)"
           + (f" (written to {rep['written_to']})" if args.write else " (not written; add --write)"))
     return 0

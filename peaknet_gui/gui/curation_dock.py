@@ -19,6 +19,8 @@ stay edited (unsaved) while the user browses, per frame.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from typing import Optional
 
@@ -272,7 +274,11 @@ class CurationDock(QtWidgets.QDockWidget):
                 self._status(f"Curation: labels of {source} {'as saved' if was_saved else 'from the prediction'}", 4000)
             self.labelsChanged.emit(source)
 
-        file_jobs(self.window).submit(_start_labels, frame, result, st.finder, st.mask, path,
+        finder = st.finder
+        analyzer = self.window.worker.analyzer
+        if finder.peak_threshold is None and analyzer is not None and hasattr(analyzer, "peak_threshold"):
+            finder = dataclasses.replace(finder, peak_threshold=analyzer.peak_threshold(finder))  # the weights' point
+        file_jobs(self.window).submit(_start_labels, frame, result, finder, st.mask, path,
                                       context=f"Labels of {source}", on_done=done)
 
     def reset_to_prediction(self) -> None:

@@ -156,6 +156,7 @@ class Predictor:
         op = OperatingPoint.from_metadata(self.model_info.get("metadata"))
         self.peak_min_confidence = op.peak_min_confidence
         self.peak_min_pixel_snr = op.peak_min_pixel_snr
+        self.peak_threshold = op.segmentation_threshold  # None: argmax
 
     # --- device and backend -----------------------------------------------------------------
     @property

@@ -47,7 +47,7 @@ import torch
 from ..errors import InputError
 from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
-from ..peaks.filters import passes_operating_point
+from ..peaks.filters import passes_operating_point, peak_mask_from_probabilities
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
 from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
@@ -90,6 +90,20 @@ def predict_maps(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels
     if was_training:
         net.train()
     return out, prob, aprob
+
+
+def thresholded_classes(pred: np.ndarray, peak_prob: np.ndarray, artifact_prob: np.ndarray,
+                        peak_threshold: Optional[float]) -> np.ndarray:
+    """The class map with the peak class where ``peak_prob >= peak_threshold`` (None: ``pred``,
+    the argmax), as :func:`~peaknet_gui.peaks.filters.peak_mask_from_probabilities` makes it for
+    the program; argmax peak pixels below the threshold become background."""
+    if peak_threshold is None:
+        return pred
+    peak = peak_mask_from_probabilities(peak_prob, artifact_prob, peak_threshold)
+    out = pred.copy()
+    out[(pred == 1) & ~peak] = 0
+    out[peak] = 1
+    return out
 
 
 def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
@@ -264,13 +278,17 @@ class FramePeaks:
         return scores.add_peaks(fxy, self.ref_xy, self.ref_snr, radius, self.name, marginal_xy=mxy, ref_npix=self.ref_npix)
 
 
-def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None) -> tuple:
+def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None,
+                         peak_threshold: Optional[float] = None, maps: Optional[tuple] = None) -> tuple:
     """(:class:`FramePeaks` or None without truth peaks, class map, labels, bad) of frame ``i``
-    of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it)."""
+    of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it);
+    peak pixels by ``peak_threshold`` (None: argmax); ``maps``: :func:`predict_maps`' output when
+    the caller has it (the model is not run again)."""
     data = run.data(i) if data is None else data
     bad = run.bad(i, data)
     labels = run.labels(i)
-    pred, peak_prob, _ = predict_maps(net, data, bad, run.panels, device=device)
+    pred, peak_prob, art_prob = predict_maps(net, data, bad, run.panels, device=device) if maps is None else maps
+    pred = thresholded_classes(pred, peak_prob, art_prob, peak_threshold)
     truth = run.truth(i)
     if truth is None:
         return None, pred, labels, bad
@@ -307,9 +325,9 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
 
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
                             min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                            min_pixel_snr: float = 0.0) -> dict:
+                            min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
     data = run.data(i)
-    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data)
+    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=peak_threshold)
     pred = program_classes(pred, data, bad, run.geometry, None if peaks is None else peaks.found,
                            min_confidence, drop_ring_spots, whole_rings, min_pixel_snr)
     scores.add_pixels(pred, labels, ~bad)
@@ -385,11 +403,13 @@ def find_spots_file(data_path) -> Optional[Path]:
 
 
 def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, *, geometry=None,
-                     device="cpu", name: str = "") -> tuple:
+                     device="cpu", name: str = "", peak_threshold: Optional[float] = None,
+                     maps: Optional[tuple] = None) -> tuple:
     """(:class:`FramePeaks` against the reference spots ``ref_xy``, class map) of a real frame;
-    per panel when ``geometry`` has several."""
+    per panel when ``geometry`` has several; peak pixels by ``peak_threshold`` (None: argmax)."""
     panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
-    pred, peak_prob, _ = predict_maps(net, data, bad, panels, device=device)
+    pred, peak_prob, art_prob = predict_maps(net, data, bad, panels, device=device) if maps is None else maps
+    pred = thresholded_classes(pred, peak_prob, art_prob, peak_threshold)
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
     found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
     return FramePeaks(name, _xy(found), found.confidence, ref_xy,
@@ -399,8 +419,9 @@ def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
                      min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                     min_pixel_snr: float = 0.0) -> dict:
-    peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name)
+                     min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
+    peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name,
+                                   peak_threshold=peak_threshold)
     pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings,
                            min_pixel_snr)
     rec = peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
@@ -411,7 +432,7 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                           min_pixel_snr: float = 0.0) -> dict:
+                           min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
     from .dataset import LabelledRun
 
     scores = Scores()
@@ -422,7 +443,8 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
             for i in range(n):
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
                                         min_confidence=min_confidence, drop_ring_spots=drop_ring_spots,
-                                        whole_rings=whole_rings, min_pixel_snr=min_pixel_snr)
+                                        whole_rings=whole_rings, min_pixel_snr=min_pixel_snr,
+                                        peak_threshold=peak_threshold)
         finally:
             run.close()
     d = scores.summary()

@@ -40,6 +40,10 @@ from ..errors import InputError
 
 #: candidate minimum confidences (0 = every argmax component)
 DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)])
+#: candidate segmentation thresholds of the peak-class probability (0 = argmax: the class wins).
+#: A network trained with focal loss under-states faint spots' probabilities; a lower threshold
+#: lets their pixels form components that the confidence and pixel SNR then judge.
+DEFAULT_PEAK_THRESHOLDS = (0.0, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 #: candidate minimum pixel SNRs (0 = no photometric test)
 DEFAULT_SNR_GRID = (0.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0)
 
@@ -63,48 +67,72 @@ class OperatingPoint:
     fitted_on: List[str] = field(default_factory=list)
     objective: str = ""
     peak_min_pixel_snr: float = 0.0
+    #: peak pixels: peak-class probability >= this (0: argmax, the class wins)
+    peak_threshold: float = 0.0
 
     @classmethod
     def from_metadata(cls, metadata: Optional[dict]) -> "OperatingPoint":
         raw = (metadata or {}).get("operating_point") or {}
         return cls(peak_min_confidence=_number_in(raw, "peak_min_confidence", 1.0), fitted_on=list(raw.get("fitted_on", [])),
-                   objective=str(raw.get("objective", "")), peak_min_pixel_snr=_number_in(raw, "peak_min_pixel_snr", 1e6))
+                   objective=str(raw.get("objective", "")), peak_min_pixel_snr=_number_in(raw, "peak_min_pixel_snr", 1e6),
+                   peak_threshold=_number_in(raw, "peak_threshold", 1.0))
+
+    @property
+    def segmentation_threshold(self) -> Optional[float]:
+        """The peak-pixel threshold for :func:`~peaknet_gui.peaks.filters.peak_mask_from_probabilities`
+        (None: argmax)."""
+        return self.peak_threshold if self.peak_threshold > 0 else None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optional[int] = None) -> List[tuple]:
-    """(run number, :class:`~.evaluate.FramePeaks`) of every labelled frame with truth peaks, once."""
-    from .dataset import LabelledRun
-    from .evaluate import labelled_frame_peaks
+def _threshold(t: float) -> Optional[float]:
+    return float(t) if t > 0 else None
 
-    out = []
+
+def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optional[int] = None,
+                   peak_thresholds: Sequence[float] = (0.0,)) -> dict:
+    """{peak threshold: [(run number, :class:`~.evaluate.FramePeaks`)]} of every labelled frame
+    with truth peaks; the model runs once per frame, the components are cut at each threshold."""
+    from .dataset import LabelledRun
+    from .evaluate import labelled_frame_peaks, predict_maps
+
+    out: dict = {float(t): [] for t in peak_thresholds}
     for k, p in enumerate(paths):
         run = LabelledRun(p)
         try:
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
-                peaks = labelled_frame_peaks(net, run, i, device=device)[0]
-                if peaks is not None:
-                    out.append((k, peaks))
+                data = run.data(i)
+                maps = predict_maps(net, data, run.bad(i, data), run.panels, device=device)
+                for t in out:
+                    peaks = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=_threshold(t),
+                                                 maps=maps)[0]
+                    if peaks is not None:
+                        out[t].append((k, peaks))
         finally:
             run.close()
     return out
 
 
-def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry=None, device="cpu") -> List[tuple]:
-    """(run number, :class:`~.evaluate.FramePeaks`) of real frames against their reference spot
-    lists: ``files`` holds (frame file, spot list) pairs; each file is one run, numbered from
-    ``first_run``."""
-    from .evaluate import read_spots_csv, real_frame_peaks
+def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry=None, device="cpu",
+                        peak_thresholds: Sequence[float] = (0.0,)) -> dict:
+    """{peak threshold: [(run number, :class:`~.evaluate.FramePeaks`)]} of real frames against
+    their reference spot lists: ``files`` holds (frame file, spot list) pairs; each file is one
+    run, numbered from ``first_run``."""
+    from .evaluate import predict_maps, read_spots_csv, real_frame_peaks
     from .realframes import read_real_frames
 
-    out = []
+    out: dict = {float(t): [] for t in peak_thresholds}
     for k, (path, spots) in enumerate(files):
         for name, data, bad, geom in read_real_frames(Path(path), geometry):
             ref = read_spots_csv(spots, geom)
-            out.append((first_run + k, real_frame_peaks(net, data, bad, ref, geometry=geom, device=device, name=name)[0]))
+            panels = [p.slices() for p in geom.panels] if geom is not None and len(geom.panels) > 1 else None
+            maps = predict_maps(net, data, bad, panels, device=device)
+            for t in out:
+                out[t].append((first_run + k, real_frame_peaks(net, data, bad, ref, geometry=geom, device=device, name=name,
+                                                               peak_threshold=_threshold(t), maps=maps)[0]))
     return out
 
 
@@ -143,43 +171,53 @@ def labelled_by_snr_rule(path) -> bool:
 
 def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
                         grid=DEFAULT_GRID, snr_grid=DEFAULT_SNR_GRID, radius: float = 2.0,
-                        max_frames: Optional[int] = None, drop_ring_spots: bool = True) -> tuple:
+                        max_frames: Optional[int] = None, drop_ring_spots: bool = True,
+                        peak_thresholds=DEFAULT_PEAK_THRESHOLDS) -> tuple:
     """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over the minimum
-    confidences ``grid`` times the minimum pixel SNRs ``snr_grid``: on the labelled runs
+    confidences ``grid`` times the minimum pixel SNRs ``snr_grid`` times the segmentation
+    thresholds ``peak_thresholds`` (0: argmax): on the labelled runs
     ``paths`` the F1 against every truth peak (runs labelled by the SNR rule) or on peaks with
     SNR >= 6 (runs labelled by DIALS' test), on the real frames ``real`` ((frame file, DIALS spot
     list) pairs, one run per file) the F1 against the list; ties go to the lower pixel SNR, then
-    the lower confidence.  The peaks are those the program keeps: powder-ring spots are dropped
+    the lower confidence, then argmax / the higher segmentation threshold.  The peaks are those the program keeps: powder-ring spots are dropped
     unless ``drop_ring_spots`` is False.  The report's ``curve`` has one entry per pair
-    (``threshold`` the confidence, ``pixel_snr``)."""
+    (``threshold`` the confidence, ``pixel_snr``, ``peak_threshold``)."""
     paths = [str(p) for p in paths]
     real = [(str(a), str(b)) for a, b in real]
     if not paths and not real:
         raise InputError("fitting the operating point needs labelled (simulated) runs or real frames with spot lists")
-    records = collect_frames(net, paths, device=device, max_frames=max_frames)
-    records += collect_real_frames(net, real, len(paths), geometry=geometry, device=device)
+    by_threshold = collect_frames(net, paths, device=device, max_frames=max_frames, peak_thresholds=peak_thresholds)
+    real_by_threshold = collect_real_frames(net, real, len(paths), geometry=geometry, device=device,
+                                            peak_thresholds=peak_thresholds)
+    for t in by_threshold:
+        by_threshold[t] += real_by_threshold[t]
+    records = next(iter(by_threshold.values()))
     if not records:
         raise InputError("no labelled frame with truth peaks in the given runs")
     names = [Path(p).name for p in paths] + [Path(a).name for a, _ in real]
     runs_with_frames = sorted({run for run, _ in records})
     complete = [labelled_by_snr_rule(p) for p in paths] + [True] * len(real)
     curve = []
-    for snr in snr_grid:
-        for t in grid:
-            per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
-                               min_pixel_snr=float(snr))
-            f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
-            curve.append({"threshold": float(t), "pixel_snr": float(snr), "mean_f1": float(np.mean(f1s)),
-                          "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
-                                                 "recall": per_run[k].get("peak_recall") if complete[k] else
-                                                 per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
-                                                 "f1": _f1(per_run[k], complete[k])} for k in runs_with_frames}})
-    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"]))
-    op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"], fitted_on=names,
+    for seg, records in by_threshold.items():
+        for snr in snr_grid:
+            for t in grid:
+                per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
+                                   min_pixel_snr=float(snr))
+                f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
+                curve.append({"threshold": float(t), "pixel_snr": float(snr), "peak_threshold": float(seg),
+                              "mean_f1": float(np.mean(f1s)),
+                              "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
+                                                     "recall": per_run[k].get("peak_recall") if complete[k] else
+                                                     per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
+                                                     "f1": _f1(per_run[k], complete[k])} for k in runs_with_frames}})
+    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"],
+                                     c["peak_threshold"] == 0, c["peak_threshold"]))
+    op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"],
+                        peak_threshold=best["peak_threshold"], fitted_on=names,
                         objective="max mean over runs of peak F1 (simulated: against every truth peak when labelled by the "
                         "SNR rule, else SNR >= 6; real: against the spot lists)"
                         + ("; powder-ring spots dropped" if drop_ring_spots else ""))
-    argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0), None)
+    argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0 and c["peak_threshold"] == 0), None)
     return op, {"chosen": best, "argmax": argmax, "curve": curve}
 
 

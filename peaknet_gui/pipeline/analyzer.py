@@ -231,7 +231,7 @@ class FrameAnalyzer:
         if pred.on_gpu:
             from ..inference.predictor import DeviceThresholds
 
-            thresholds = DeviceThresholds(self.finder.peak_threshold, self.mask.artifact_threshold)
+            thresholds = DeviceThresholds(self.peak_threshold(), self.mask.artifact_threshold)
         maps = pred.run(prepared, thresholds)
 
         def post(pair):
@@ -283,6 +283,14 @@ class FrameAnalyzer:
         """The pixel SNR a peak needs: the settings' value, else the loaded weights' operating point."""
         return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr")
 
+    def peak_threshold(self, finder: Optional[FinderSettings] = None) -> Optional[float]:
+        """Peak pixels' probability threshold: the settings' value, else the loaded weights'
+        operating point; None: argmax (the peak class wins)."""
+        value = (finder if finder is not None else self.finder).peak_threshold
+        if value is not None:
+            return float(value)
+        return getattr(self._predictor, "peak_threshold", None) if self._predictor is not None else None
+
     def _operating_value(self, finder: Optional[FinderSettings], setting: str, fitted: str) -> float:
         value = getattr(finder if finder is not None else self.finder, setting)
         if value is not None:
@@ -325,7 +333,7 @@ class FrameAnalyzer:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
         auto = self._auto_mask(artifact_mask, static, frame.bad, mask, run_bad)
         if peak_mask is None:
-            peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, finder.peak_threshold)
+            peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, self.peak_threshold(finder))
         # pixels the user cannot use are never peak pixels, whatever the mask display settings
         exclude = auto
         if static is not None and not mask.include_static:

@@ -195,5 +195,6 @@ class PeakFindingDock(QtWidgets.QDockWidget):
 
         op = OperatingPoint.from_metadata(info.get("metadata") if isinstance(info.get("metadata"), dict) else None)
         self.confidence.argmax.setText(f"model ({op.peak_min_confidence:g})")
+        self.threshold.argmax.setText(f"model ({op.peak_threshold:g})" if op.peak_threshold > 0 else "argmax")
         self.pixel_snr.setSpecialValueText(f"model ({op.peak_min_pixel_snr:g})")
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))
