@@ -362,6 +362,85 @@ def test_libcrystfel_masks_the_same_pixels(tmp_path):
     assert got == expect and len(got) == mask.sum()
 
 
+def _indexamajig():
+    """indexamajig from $CRYSTFEL_PREFIX/bin when set, else on PATH; None when neither."""
+    if os.environ.get("CRYSTFEL_PREFIX"):
+        exe = Path(os.environ["CRYSTFEL_PREFIX"]) / "bin" / "indexamajig"
+        return str(exe) if exe.is_file() and os.access(exe, os.X_OK) else None
+    return shutil.which("indexamajig")
+
+
+def _stream_peak_pixels(text: str) -> dict:
+    """{event: set of (fs, ss) data-array pixels} from the peak-search lists of a CrystFEL stream."""
+    out, event, in_peaks = {}, None, False
+    for ln in text.splitlines():
+        if ln.startswith("Event: //"):
+            event = int(ln.split("//")[1])
+            out.setdefault(event, set())
+        elif ln.startswith("Peaks from peak search"):
+            in_peaks = True
+        elif ln.startswith("End of peak list"):
+            in_peaks = False
+        elif in_peaks and not ln.lstrip().startswith("fs/px"):
+            fs, ss = (float(v) for v in ln.split()[:2])
+            out[event].add((int(np.floor(fs)), int(np.floor(ss))))  # CrystFEL's corner convention: centre + 0.5
+    return out
+
+
+def test_indexamajig_masks_the_same_pixels(tmp_path):
+    """The saved mask.h5 + .geom given to ``indexamajig`` itself: its peak search (peakfinder8)
+    refuses exactly the drawn pixels.  25 frames put an isolated bright pixel on every 5th pixel
+    along fs and ss (a different phase each), so together they probe once every pixel inside the
+    panels' outermost rows and columns (where peakfinder8 never starts a peak); CrystFEL reports
+    a peak at every probed pixel except the masked ones.  Skips when indexamajig is not on PATH."""
+    from peaknet_gui.masks.editor_io import save_user_mask
+
+    exe = _indexamajig()
+    if exe is None:
+        pytest.skip("CrystFEL's indexamajig not on PATH (nor in $CRYSTFEL_PREFIX/bin)")
+    geom = four_panels()
+    geom.globals.update({"data": "/entry_1/data_1/data", "dim0": "%", "dim1": "ss", "dim2": "fs"})
+    shape = geom.data_shape
+    centres = PixelCentres(shape, Assembler(geom, shape))
+    # shapes on all four panels (two turned), away from the beam: peakfinder8's radial statistics
+    # need some good pixels in every ring (a mask covering a ring but a few pixels starves them)
+    mask = (centres.select(Polygon(((20.3, 3.1), (75.2, 12.7), (64.4, 30.5), (45.3, 20.2), (12.5, 33.9))))
+            | centres.select(Circle(78.0, 78.0, 9.0)) | centres.select(Rect(3.0, 60.0, 20.0, 92.0)))
+    interior = np.zeros(shape, bool)  # all but each panel's outermost rows and columns
+    for p in geom.panels:
+        inner = np.zeros(interior[p.slices()].shape, bool)
+        inner[1:-1, 1:-1] = True
+        interior[p.slices()] = inner
+    rng = np.random.default_rng(3)
+    ss, fs = np.mgrid[0:shape[0], 0:shape[1]]
+    step = 5
+    phases = [(a, b) for a in range(step) for b in range(step)]
+    frames = rng.integers(5, 16, (len(phases),) + shape).astype(np.float32)  # noisy background ~10
+    for k, (a, b) in enumerate(phases):
+        frames[k][(ss % step == a) & (fs % step == b) & interior] = 1000.0
+    with h5py.File(tmp_path / "run.cxi", "w") as f:
+        f["/entry_1/data_1/data"] = frames
+    saved = save_user_mask(tmp_path / "drawn.h5", mask, geom)
+    (tmp_path / "files.lst").write_text("run.cxi\n")
+    cmd = [exe, "-i", "files.lst", "-g", str(saved.geom_path), "-o", "out.stream", "-j", "1", "--indexing=none",
+           "--peaks=peakfinder8", "--threshold=200", "--min-snr=1", "--min-pix-count=1", "--max-pix-count=10",
+           "--local-bg-radius=2", "--min-res=0", "--max-res=5000"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and (tmp_path / "out.stream").is_file(), r.stderr[-1500:]
+    found = _stream_peak_pixels((tmp_path / "out.stream").read_text())
+    assert sorted(found) == list(range(len(phases))), sorted(found)
+    got = np.zeros(shape, bool)
+    for k, (a, b) in enumerate(phases):
+        probed = (ss % step == a) & (fs % step == b) & interior
+        pix = found[k]
+        assert all(probed[y, x] for x, y in pix), f"frame {k}: a peak away from the probed pixels"
+        for x, y in pix:
+            got[y, x] = True
+    refused = interior & ~got  # probed interior pixels where CrystFEL found no peak
+    assert mask[interior].sum() > 500 and (~mask[interior]).sum() > 1000
+    np.testing.assert_array_equal(refused, mask & interior)
+
+
 def test_peaknet_find_mask_excludes_peaks_inside_it(tmp_path, capsys, monkeypatch):
     """``peaknet find --mask`` with a drawn mask (.h5 and .npy): no peak inside the mask, the
     others kept; the exported mask.h5 contains the drawn pixels."""
