@@ -63,6 +63,10 @@ def build_actions(w) -> dict:
     A["beam"] = _action(w, "Show &beam centre", w.set_show_beam, "B", checkable=True, checked=d.show_beam)
     A["log"] = _action(w, "&Log scale", w.set_log_scale, "L", checkable=True, checked=d.log_scale)
     A["fit"] = _action(w, "&Fit detector", w.image_view.fit, "F", "Show the whole detector")
+    A["crystfel_orientation"] = _action(w, "&CrystFEL orientation (lab +y up)", w.set_crystfel_orientation, None,
+                                        "Draw the detector as CrystFEL's viewer does: lab +x right, +y up "
+                                        "(off: the first data row at the top)", checkable=True,
+                                        checked=d.orientation == "crystfel")
     A["about"] = _action(w, "&About", w.about)
     A["keys"] = _action(w, "&Keyboard shortcuts", w.show_shortcuts, "F1")
 
@@ -91,6 +95,7 @@ def build_actions(w) -> dict:
     m.addSeparator()
     m.addAction(A["log"])
     m.addAction(A["fit"])
+    m.addAction(A["crystfel_orientation"])
     m.addSeparator()
     w.docks_menu = m.addMenu("&Docks")
     w.tools_menu = mb.addMenu("&Tools")

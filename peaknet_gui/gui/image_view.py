@@ -155,7 +155,7 @@ class DetectorImageView(QtWidgets.QWidget):
         self.graphics.ci.layout.setContentsMargins(0, 0, 0, 0)
         self.view_box = self.graphics.addViewBox(row=0, col=0)
         self.view_box.setAspectLocked(True)
-        self.view_box.invertY(True)
+        self.view_box.invertY(self.settings.orientation != "crystfel")  # see apply_orientation
         self.view_box.setMenuEnabled(True)
         self.image_item = pg.ImageItem()
         self.image_item.setZValue(0)
@@ -233,6 +233,18 @@ class DetectorImageView(QtWidgets.QWidget):
         self.bar.set_settings(s)
         self._apply_colormap()
         self.apply_visibility()
+        self.apply_orientation()
+
+    def apply_orientation(self) -> None:
+        """Draw the detector as the settings' ``orientation`` says.  The display grid has lab +x
+        to the right and lab +y along increasing rows (geometry/assemble.py).  ``"data"`` puts
+        row 0 at the top (an unassembled frame looks like its array); ``"crystfel"`` draws lab +y
+        upwards, as CrystFEL's viewer does (+x right, +y up: its cairo scale (1, -1)).  Only
+        the view flips: overlays, hover read-out and tools map through the same view box."""
+        inverted = self.settings.orientation != "crystfel"
+        if self.view_box.yInverted() != inverted:
+            self.view_box.invertY(inverted)
+            self.rings_item.refresh()
 
     def apply_visibility(self) -> None:
         s = self.settings

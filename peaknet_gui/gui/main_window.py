@@ -169,9 +169,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_request(self, request: RunRequest) -> None:
         self.controller.open(request)
 
-    def open_paths(self, paths, dataset=None, geometry=None, event: int = 0, mask_file=None) -> None:
+    def open_paths(self, paths, dataset=None, geometry=None, event: int = 0, mask_file=None,
+                   stream_window: Optional[int] = None) -> None:
         self.open_request(RunRequest(inputs=[str(p) for p in paths], dataset=dataset, geometry_path=geometry,
-                                     start_index=int(event), mask_file=mask_file))
+                                     start_index=int(event), mask_file=mask_file, stream_window=stream_window))
 
     def open_demo(self, event: int = 0, geometry=None) -> None:
         self.open_request(RunRequest(demo=True, start_index=int(event), geometry_path=geometry))
@@ -287,6 +288,16 @@ class MainWindow(QtWidgets.QMainWindow):
             d.log_scale = bool(on)
             self.image_view.set_display_settings(d)
             self._display_changed()
+
+    def set_crystfel_orientation(self, on: bool) -> None:
+        """View > CrystFEL orientation: lab +y up as in CrystFEL's viewer (persisted)."""
+        self.state.display.orientation = "crystfel" if on else "data"
+        self.image_view.apply_orientation()
+        a = self.actions_by_name["crystfel_orientation"]
+        if a.isChecked() != bool(on):
+            a.blockSignals(True)
+            a.setChecked(bool(on))
+            a.blockSignals(False)
 
     def _mask_visibility_changed(self) -> None:
         d = self.state.display

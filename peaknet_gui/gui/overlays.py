@@ -115,11 +115,13 @@ class RingsOverlay(QtWidgets.QGraphicsItemGroup):
         self.setZValue(15)
 
     def set_rings(self, beam: Optional[tuple], rings: list) -> None:
+        up = -1.0 if self._vb.yInverted() else 1.0  # the labels sit upper right on screen
         key = (None if beam is None else tuple(round(float(v), 3) for v in beam),
-               tuple((round(float(r.d_a), 4), round(float(r.radius), 3)) for r in rings))
+               tuple((round(float(r.d_a), 4), round(float(r.radius), 3)) for r in rings), up)
         if key == getattr(self, "_key", None):
             return
         self._key = key
+        self._args = (beam, list(rings))
         for it in self._items:
             self._vb.removeItem(it)
         self._items = []
@@ -135,12 +137,17 @@ class RingsOverlay(QtWidgets.QGraphicsItemGroup):
             ell.setPen(pen)
             ell.setZValue(15)
             label = pg.TextItem(f"{d:g} \u00c5", color=RING_COLOR, anchor=(0, 1))
-            label.setPos(bx + r * 0.7071, by - r * 0.7071)
+            label.setPos(bx + r * 0.7071, by + up * r * 0.7071)
             label.setZValue(16)
             for it in (ell, label):
                 self._vb.addItem(it, ignoreBounds=True)
                 it.setVisible(self.isVisible())
                 self._items.append(it)
+
+    def refresh(self) -> None:
+        """Draw the rings again (after the view's orientation changed)."""
+        if getattr(self, "_args", None) is not None:
+            self.set_rings(*self._args)
 
     def setVisible(self, visible: bool) -> None:  # noqa: N802 (Qt naming)
         super().setVisible(visible)

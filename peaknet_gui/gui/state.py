@@ -50,6 +50,7 @@ class DisplaySettings:
     show_rings: bool = True
     show_beam: bool = True
     mask_opacity: float = 0.45
+    orientation: str = "data"  # "data": first data row at the top (lab +y down); "crystfel": lab +y up, as CrystFEL's viewer
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
