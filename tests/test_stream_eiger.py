@@ -110,6 +110,37 @@ def test_window_keeps_the_last_frames_and_the_hits():
         sender.close()
 
 
+def test_window_size_from_the_window_request():
+    """``peaknet-gui tcp://... --stream-window N``: the window's run request carries N to the stream
+    run (the last N frames stay readable); without it the source's default window."""
+    from peaknet_gui.gui.runs import RunRequest, open_source
+
+    frames = spot_frames(5, shape=(24, 32), hits=())
+    sender = ReplaySender()
+    try:
+        st = SenderThread(sender, lambda s: s.series(frames), delay_s=0.05).start()
+        run, inputs = open_source(RunRequest(inputs=[sender.url], stream_window=2))
+        st.join()
+        assert inputs == [sender.url] and run.ring.capacity == 2
+        assert wait_until(lambda: run.series_ended >= 1)
+        run.refresh()
+        assert len(run) == 5 and run.status().left_window == 3
+        assert [run.available(i) for i in range(5)] == [False, False, False, True, True]
+        assert np.array_equal(run.read_raw(4), frames[4])
+        run.close()
+    finally:
+        sender.close()
+    sender = ReplaySender()
+    try:
+        st = SenderThread(sender, lambda s: s.series(frames[:1]), delay_s=0.05).start()
+        run, _ = open_source(RunRequest(inputs=[sender.url]))
+        st.join()
+        assert run.ring.capacity == 1000
+        run.close()
+    finally:
+        sender.close()
+
+
 def test_garbage_messages_are_skipped_not_fatal():
     sender = ReplaySender()
     run = open_run(sender.url, stream_options=NOWAIT)

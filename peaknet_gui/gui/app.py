@@ -2,6 +2,7 @@
 
     peaknet-gui [RUN...] [--geom G] [--event N] [--dataset D] [--mask M]
                 [--device auto|cpu|cuda] [--weights W] [--algorithm peaknet|peakfinder8]
+                [--orientation data|crystfel] [--stream-window N]
                 [--screenshot OUT.png [--timeout S] [--size WxH]]
     peaknet-gui --install-desktop-entry | --remove-desktop-entry
 
@@ -20,6 +21,8 @@ import sys
 import tempfile
 from typing import Optional
 
+from ..cli.argtypes import positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peaknet-gui", description="Browse serial-crystallography runs with PeakNet peak "
@@ -36,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png", help="save the window once the frame is drawn, then exit")
     p.add_argument("--timeout", type=float, default=600.0, help="--screenshot: give up after this many seconds")
     p.add_argument("--size", default="1600x1000", help="window size WxH (default: %(default)s)")
+    p.add_argument("--stream-window", type=positive_int, metavar="N",
+                   help="live streams: frames kept in memory (default: 1000; hits are kept longer)")
+    p.add_argument("--orientation", choices=("data", "crystfel"),
+                   help="data: the first data row at the top; crystfel: lab +y up, as CrystFEL's viewer "
+                        "(default: remembered, else data)")
     p.add_argument("--settings", help="settings INI file (default: the user's settings; --screenshot: fresh defaults)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument("--install-desktop-entry", action="store_true",
@@ -123,6 +131,8 @@ def main(argv: Optional[list] = None) -> int:
     _install_excepthook()
     window = MainWindow(settings, model=model, restore_layout=not args.screenshot)
     attach_stream_live(window)  # tcp:// and karabo-bridge:// runs: Live mode, stream status
+    if args.orientation:
+        window.set_crystfel_orientation(args.orientation == "crystfel")
     window.resize(width, height)
     window.show()
     window.resize(width, height)  # again: the first show lays the docks out at their preferred heights
@@ -131,7 +141,8 @@ def main(argv: Optional[list] = None) -> int:
     if args.screenshot:
         _install_screenshot(window, args, outcome)
     if args.inputs:
-        window.open_paths(args.inputs, dataset=args.dataset, geometry=args.geom, event=args.event, mask_file=args.mask_file)
+        window.open_paths(args.inputs, dataset=args.dataset, geometry=args.geom, event=args.event, mask_file=args.mask_file,
+                          stream_window=args.stream_window)
     else:
         window.open_demo(event=args.event, geometry=args.geom)
     code = app.exec_()

@@ -28,6 +28,7 @@ class RunRequest:
     mask_file: Optional[str] = None
     demo: bool = False
     start_index: int = 0
+    stream_window: Optional[int] = None  # live streams: frames kept in memory (None: the source's default, 1,000)
 
     def label(self) -> str:
         if self.demo:
@@ -94,7 +95,9 @@ def open_source(request: RunRequest, geometry=None, progress=None):
     from ..sources import open_run
 
     inputs = _expand(request.inputs)
-    return open_run(inputs, dataset=request.dataset, geometry=geometry), list(request.inputs)
+    stream_options = {"capacity": int(request.stream_window)} if request.stream_window else None
+    return (open_run(inputs, dataset=request.dataset, geometry=geometry, stream_options=stream_options),
+            list(request.inputs))
 
 
 def open_run_request(request: RunRequest, progress=None):
