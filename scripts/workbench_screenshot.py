@@ -1,8 +1,11 @@
 """Screenshot of the window as a workbench: the mask editor with a drawn polygon, a masked panel and
-an ice ring applied to the analysis, and the peak table sorted by intensity with its top peak
-selected.  Offscreen unless $QT_QPA_PLATFORM says otherwise.
+an ice ring applied to the analysis, the peak table sorted by intensity with its top peak
+selected, and the label curation dock (tabbed with Frame info) with the model's least confident
+peak removed and a missed spot previewed for adding.  Offscreen unless $QT_QPA_PLATFORM says
+otherwise.
 
     python scripts/workbench_screenshot.py OUT.png [RUN --geom G] [--event N] [--size 1600x1000]
+        [--panel K] [--no-curation]
 
 Without RUN: the demo run.  Prints what it did and how long each step took.
 """
@@ -23,6 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--event", type=int, default=2)
     ap.add_argument("--size", default="1600x1000")
     ap.add_argument("--panel", type=int, default=None, help="panel index to mask whole (default: none)")
+    ap.add_argument("--no-curation", action="store_true", help="leave the label curation dock closed")
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from peaknet_gui.gui.qt import QtCore, ensure_app
@@ -87,6 +91,8 @@ def main(argv=None) -> int:
         table.table.sortByColumn(col, QtCore.Qt.DescendingOrder)
         table.select_peak(table.model.peak_at(0), centre=False)
         print(f"{table.model.rowCount()} peaks; brightest: {table.describe(table.model.peak_at(0))}")
+    if not args.no_curation:
+        curate(w, wait)
     for _ in range(40):
         app.processEvents()
         time.sleep(0.02)
@@ -94,6 +100,57 @@ def main(argv=None) -> int:
     print(f"saved {args.out}")
     w.close()
     return 0
+
+
+def curate(w, wait) -> None:
+    """Label curation dock: labels of the shown frame from the prediction, the least confident
+    peak removed, the brightest unlabelled spot away from the peaks previewed (yellow) for adding."""
+    import numpy as np
+
+    from peaknet_gui.gui.qt import QtCore
+
+    dock = w.docks["curation"]
+    w.tabifyDockWidget(w.docks["info"], dock)
+    w.actions_by_name["curation"].trigger()
+    w.resizeDocks([dock], [440], QtCore.Qt.Horizontal)  # its tool buttons side by side
+    t = time.time()
+    if not wait(lambda: dock.editor is not None, 120):
+        print("curation: the labels were not prepared in time", file=sys.stderr)
+        return
+    print(f"curation: labels of the frame prepared in {time.time() - t:.1f} s")
+    ed = dock.editor
+    peaks = w.image_view.overlay.result.peaks
+    if len(peaks):
+        conf = np.nan_to_num(np.asarray(peaks.confidence, float), nan=2.0)
+        geom = w.image_view.view.geometry
+        if geom is not None and len(geom.panels) > 1:  # a peak inside its panel, not on an edge
+            for j, (f, s_, pn) in enumerate(zip(peaks.fs, peaks.ss, peaks.panel)):
+                p = geom.panels[int(pn)] if 0 <= int(pn) < len(geom.panels) else None
+                if p is None or not (p.min_fs + 3 <= f <= p.max_fs - 3 and p.min_ss + 3 <= s_ <= p.max_ss - 3):
+                    conf[j] = 3.0
+        k = int(np.argmin(conf))
+        dock.set_tool("remove")
+        dock._clicked(*(float(np.asarray(v)) for v in w.image_view.data_to_scene(peaks.fs[k], peaks.ss[k])))
+        print(f"curation: removed peak {k} (confidence {conf[k]:.2f}) at fs {peaks.fs[k]:.1f}, ss {peaks.ss[k]:.1f}")
+    data = np.asarray(ed.data, float)
+    free = ed.labels == 0
+    from scipy import ndimage
+
+    near = ndimage.binary_dilation(ed.labels == 1, iterations=6)
+    cand = np.where(free & ~near, data, -np.inf)
+    dock.set_tool("add")
+    for _ in range(20):  # the brightest candidates until one is a spot above the local threshold
+        ss, fs = np.unravel_index(int(np.argmax(cand)), cand.shape)
+        if not np.isfinite(cand[ss, fs]):
+            break
+        pos = dock._to_data(*(float(np.asarray(v)) for v in w.image_view.data_to_scene(fs, ss)))
+        cand[max(ss - 3, 0):ss + 4, max(fs - 3, 0):fs + 4] = -np.inf
+        if pos is not None and 1 < dock.preview_spot(*pos) <= 30:
+            print(f"curation: previewed a spot of {int(dock.preview.sum())} pixels at fs {fs}, ss {ss}")
+            break
+    else:
+        dock.reject_preview()
+    dock.raise_()
 
 
 if __name__ == "__main__":
