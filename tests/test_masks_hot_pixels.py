@@ -158,3 +158,44 @@ def test_snapshot_keeps_the_decision_and_learns_nothing():
     assert not snap.update(_frame(50, hot=False).data, key=50)
     assert np.array_equal(snap.run_mask(), before) and snap.report().hot == 3
     assert HotPixelTracker().snapshot().run_mask() is None  # nothing decided yet: stays undecided
+
+
+@pytest.mark.parametrize("k_flat", [None, 4.0])
+def test_lone_pixels_equal_the_rule_pixel_by_pixel(k_flat):
+    """The vectorised search (neighbour maxima first) keeps exactly the pixels the rule names, checked
+    one pixel at a time: lone pixels in the middle, on the edges and corners, beside unusable
+    pixels, a spread spot, a pair of equal bright pixels, a plateau."""
+    rng = np.random.default_rng(7)
+    data = rng.poisson(40.0, (40, 50)).astype(np.float32)
+    usable = np.ones(data.shape, bool)
+    for y, x in ((5, 5), (0, 0), (0, 20), (39, 49), (20, 0), (12, 30)):
+        data[y, x] += 900.0
+    usable[11, 30] = usable[12, 31] = False  # unusable neighbours of (12, 30)
+    data[30, 10] += 900.0
+    data[30, 11] += 500.0  # a spread spot: not lone
+    data[25, 40] += 900.0
+    data[25, 41] += 900.0  # two equal pixels: neither is a strict maximum
+    data[2:5, 40:43] += 600.0  # a plateau
+    data[33, 33] = np.nan
+    s = 6.0
+    got = lone_pixels(data, usable, 8.0, 0.1, k_flat=k_flat, noise=s)
+    want = np.zeros(data.shape, bool)
+    x = np.where(usable & np.isfinite(data), data, np.nan)
+    floor = np.nanmin(x) + 8.0 * s
+    for y in range(data.shape[0]):
+        for c in range(data.shape[1]):
+            v = x[y, c]
+            if not np.isfinite(v) or v <= floor:
+                continue
+            nb = [x[y + dy, c + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                  if (dy or dx) and 0 <= y + dy < data.shape[0] and 0 <= c + dx < data.shape[1]]
+            nb = np.array([n for n in nb if np.isfinite(n)])
+            if len(nb) == 0:
+                continue
+            med, top = np.median(nb), nb.max()
+            ok = v - top > 8.0 * s and top - med <= 0.1 * (v - med)
+            if k_flat is not None:
+                ok = ok and top - med <= k_flat * s
+            want[y, c] = ok
+    assert want[5, 5] and want[0, 0] and want[39, 49] and want[12, 30] and not want[30, 10] and not want[25, 40]
+    np.testing.assert_array_equal(got, want)

@@ -65,16 +65,18 @@ class HotPixelReport:
         return {"frames": self.frames, "hot_pixels": self.hot, "dead_pixels": self.dead}
 
 
-def _box_max(x: np.ndarray) -> np.ndarray:
-    """Maximum over each pixel's 3x3 box (pixels outside the frame left out): two separable passes
-    of shifted maxima (several times faster than ``scipy.ndimage.maximum_filter`` here)."""
-    r = x.copy()
+def _neighbour_max(x: np.ndarray) -> np.ndarray:
+    """Maximum over each pixel's 8 neighbours (the 3x3 box without the pixel; -inf where there
+    are none): the row's left/right neighbours, and the 3-wide maxima of the rows above and below."""
+    r = x.copy()  # 3-wide row maxima
     np.maximum(r[:, 1:], x[:, :-1], out=r[:, 1:])
     np.maximum(r[:, :-1], x[:, 1:], out=r[:, :-1])
-    c = r.copy()
-    np.maximum(c[1:], r[:-1], out=c[1:])
-    np.maximum(c[:-1], r[1:], out=c[:-1])
-    return c
+    out = np.full(x.shape, -np.inf, dtype=x.dtype)
+    np.maximum(out[:, 1:], x[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], x[:, 1:], out=out[:, :-1])
+    np.maximum(out[1:], r[:-1], out=out[1:])
+    np.maximum(out[:-1], r[1:], out=out[:-1])
+    return out
 
 
 def _neighbours_at(x: np.ndarray, ss: np.ndarray, fs: np.ndarray) -> np.ndarray:
@@ -115,17 +117,19 @@ def lone_pixels(data: np.ndarray, usable: np.ndarray, k_lone: float, spread_frac
     if finite.size == 0:
         return out
     floor = np.float32(finite.min() + k_lone * s)
-    top3 = _box_max(filled)
-    ss, fs = np.nonzero((filled == top3) & (filled > floor))
+    # k_lone noise units above every usable neighbour (a strict maximum of its box); usually a
+    # handful of pixels, the only ones whose neighbours are then read one by one
+    with np.errstate(invalid="ignore"):
+        ss, fs = np.nonzero((filled - _neighbour_max(filled) > k_lone * s) & (filled > floor))
     if len(ss) == 0:
         return out
     x = np.where(np.isfinite(filled), filled, np.float32(np.nan))
     nb = _neighbours_at(x, ss, fs)
+    v = x[ss, fs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(nb, axis=1)
         top = np.nanmax(nb, axis=1)
-    v = x[ss, fs]
     excess = v - med
     keep = np.isfinite(med) & (v - top > k_lone * s) & (top - med <= spread_fraction * excess)
     if k_flat is not None:
