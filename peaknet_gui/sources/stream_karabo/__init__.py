@@ -2,7 +2,8 @@
 
 * :mod:`.trains` -- a train's detector data -> one frame per pulse (modules stacked along the
   slow-scan axis, CrystFEL's layout for AGIPD, LPD, JUNGFRAU);
-* :mod:`.geometry` -- a default geometry for known multi-module detectors (extra-geom);
+* :mod:`.modules` -- detectors sent one source per module (JUNGFRAU's ``JNGFR01`` ...);
+* :mod:`.geometry` -- EXtra-geom's nominal layout for AGIPD-1M, LPD-1M and JUNGFRAU 4M;
 * :mod:`.feed` -- the connection, through the ``karabo-bridge`` client library.
 
 Needs the ``streams`` extra (``pip install peaknet_gui[streams]``).

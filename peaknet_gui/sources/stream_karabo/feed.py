@@ -1,9 +1,11 @@
 """The Karabo bridge connection, through European XFEL's ``karabo-bridge`` client library.
 
 ``karabo-bridge://HOST:PORT[/SOURCE][?sock=REQ|SUB|PULL]``: the bridge serves trains on request
-(REQ, its default) or pushes them (SUB, PULL).  A train that does not arrive within the poll
-time is simply waited for again (the client keeps its request open).  The first train, and a
-change of shape, bring a series header with the default geometry (:mod:`.geometry`).
+(REQ, its default) or pushes them (SUB, PULL).  SOURCE is a source of the train, or a detector
+sent one source per module (``SPB_IRDA_JF4M``, or a glob of its module sources; :mod:`.modules`).
+A train that does not arrive within the poll time is simply waited for again (the client keeps
+its request open).  The first train, and a change of shape, bring a series header with the
+default geometry (:mod:`.geometry`; none when the user gave one).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def parse_karabo_url(url: str) -> tuple:
 
 
 class KaraboFeed(Feed):
-    def __init__(self, url: str):
+    def __init__(self, url: str, default_layout: bool = True):
+        self.default_layout = default_layout  # False: the user gave a geometry (no nominal one, no warning)
         self.endpoint, self.source, self.sock = parse_karabo_url(url)
         self.url = url.strip()
         self.description = self.url
@@ -70,8 +73,9 @@ class KaraboFeed(Feed):
         out = []
         if msgs and msgs[0].shape != self._shape:
             self._shape = msgs[0].shape
-            out.append(SeriesHeader(series=msgs[0].series, shape=self._shape,
-                                    geometry=default_geometry(self._shape, self.url), config={"source": source}))
+            geom = default_geometry(self._shape, self.url, source) if self.default_layout else None
+            out.append(SeriesHeader(series=msgs[0].series, shape=self._shape, geometry=geom,
+                                    config={"source": source}))
         return out + msgs
 
     def close(self) -> None:
@@ -83,6 +87,6 @@ class KaraboFeed(Feed):
 def open_karabo_stream(url: str, *, geometry=None, capacity: int = DEFAULT_CAPACITY, keep_capacity: int = DEFAULT_KEEP,
                        max_bytes: int = DEFAULT_MAX_BYTES, every_frame: bool = False, stall_s: float = 5.0) -> StreamRun:
     """A live run reading the Karabo bridge at ``url``; one frame per pulse."""
-    feed = KaraboFeed(url)
+    feed = KaraboFeed(url, default_layout=geometry is None)
     return StreamRun(feed.url, feed, geometry=geometry, capacity=capacity, keep_capacity=keep_capacity,
                      max_bytes=max_bytes, every_frame=every_frame, stall_s=stall_s)
