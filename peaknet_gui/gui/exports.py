@@ -1,8 +1,9 @@
 """Qt-free export work the GUI starts: peaks of one/all/hit frames, and a frame's mask for CrystFEL.
 
 :func:`export_run` runs in an :class:`~.export_dialog.ExportJob` thread: it re-opens the run
-(its own file handles, so the browser keeps reading), analyses the frames with the window's
-settings through :func:`peaknet_gui.pipeline.run.run_analysis` (sharing the already loaded
+(its own file handles, so the browser keeps reading; a live stream, which cannot be opened
+twice, is read through the window's own connection: the frames it holds), analyses the frames
+with the window's settings through :func:`peaknet_gui.pipeline.run.run_analysis` (sharing the already loaded
 model) and writes them with :class:`peaknet_gui.export.session.ExportSession` -- a transaction
 (:mod:`peaknet_gui.export.transaction`): the chosen directory gets the whole new set or keeps the
 old one, a second export into it while one runs is refused, unreadable files and frames are
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError
 from ..peaks.filters import is_hit
+from ..sources.base import RunSource
 
 SCOPES = ("current", "all", "hits")
 FORMATS = ("stream", "lst", "cxi", "mask")
@@ -181,6 +183,46 @@ def export_current(options: ExportOptions, ctx: dict, frame, result) -> ExportOu
     return ExportOutcome(files=files, frames=1, hits=int(bool(result.hit)), out_dir=str(options.out_dir))
 
 
+class _LiveView(RunSource):
+    """The window's own live stream, as the export reads it: a stream cannot be opened a second
+    time (a new connection would wait for frames the sender has sent already), so the export
+    reads the frames the window holds -- the ones it knew when the export began -- and leaves
+    the stream open (``close`` does nothing; ``refresh`` neither, the window follows it)."""
+
+    def __init__(self, live):
+        self.live = live
+        self.description = live.description
+        self._n = len(live)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def event(self, index: int):
+        return self.live.event(index)
+
+    def _read(self, index: int):
+        return self.live.frame(index)
+
+    def metadata(self, index: int = 0):
+        return self.live.metadata(index)
+
+    def frame_shape(self):
+        return self.live.frame_shape()
+
+    def raw_dtype(self):
+        return self.live.raw_dtype()
+
+    def geometry(self):
+        return self.live.geometry()
+
+
+def live_view(source) -> Optional[RunSource]:
+    """A non-closing view of ``source`` when it is a live stream, else None."""
+    from ..sources.live.run import StreamRun
+
+    return _LiveView(source) if isinstance(source, StreamRun) else None
+
+
 def export_run(options: ExportOptions, ctx: dict, progress: Optional[Callable] = None, cancel=None) -> ExportOutcome:
     """Analyse and write all frames (or only the hits) of the run in ``ctx``."""
     from ..export.session import ExportSession
@@ -190,7 +232,9 @@ def export_run(options: ExportOptions, ctx: dict, progress: Optional[Callable] =
     run = ctx["run"]
     if run is None:
         raise InputError("no run is open")
-    source, _ = open_source(run.request, run.geometry)
+    source = live_view(ctx.get("source"))
+    if source is None:
+        source, _ = open_source(run.request, run.geometry)
     try:
         analyzer = _make_analyzer(ctx)
         session = ExportSession(options.out_dir, run.geometry, formats=options.formats, settings=_settings_dict(ctx),

@@ -212,6 +212,7 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             return {
                 "hot_pixels": hot.snapshot() if hot is not None else None,
                 "run": self._run,
+                "source": self._source,  # the open run (a live stream's export reads the window's frames)
                 "finder": copy.deepcopy(self._finder),
                 "mask": copy.deepcopy(self._mask),
                 "static_mask": self._effective_static(),
