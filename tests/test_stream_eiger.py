@@ -110,6 +110,31 @@ def test_window_keeps_the_last_frames_and_the_hits():
         sender.close()
 
 
+def test_every_frame_window_holds_until_the_consumer_releases():
+    """An every-frame stream (peaknet find without --drop-frames) reads no further than the window
+    has room for; reading a frame (its shape, its metadata) does not let it go -- only release()
+    does -- so no frame leaves the window unanalysed however the threads are scheduled."""
+    frames = spot_frames(6, shape=(32, 32), hits=())
+    sender = ReplaySender()
+    run = open_run(sender.url, stream_options={"capacity": 2, "every_frame": True, "wait_first_s": 0})
+    try:
+        t = SenderThread(sender, lambda s: s.series(frames), delay_s=0.05).start()
+        assert wait_until(lambda: len(run.ring) == 2)
+        run.refresh()
+        assert np.array_equal(run[0].data, frames[0]) and np.array_equal(run[1].data, frames[1])
+        time.sleep(0.5)
+        assert len(run.ring) == 2 and run.available(0) and run.available(1)  # still held: nothing released
+        for k in range(1, 7):
+            run.release(k)
+            assert wait_until(lambda: len(run.ring) >= min(k + 2, 6))
+        t.join()
+        assert len(run.ring) == 6 and run.ring.evicted == 4
+        assert np.array_equal(run.read_raw(5), frames[5])
+    finally:
+        run.close()
+        sender.close()
+
+
 def test_window_size_from_the_window_request():
     """``peaknet-gui tcp://... --stream-window N``: the window's run request carries N to the stream
     run (the last N frames stay readable); without it the source's default window."""

@@ -43,6 +43,7 @@ def run_stream_analysis(
     summary = RunSummary(algorithm=analyzer.algorithm)
     failed = False
     nxt = int(start)
+    release = getattr(source, "release", None) or (lambda upto: None)  # every-frame back-pressure
     last_frame_t = time.monotonic()
     t_start = time.perf_counter()
     try:
@@ -79,6 +80,7 @@ def run_stream_analysis(
                 i, nxt = nxt, nxt + 1
                 if not source.available(i):
                     summary.dropped += 1
+                    release(nxt)
                     continue
                 t0 = time.perf_counter()
                 try:
@@ -86,6 +88,10 @@ def run_stream_analysis(
                 except PeakNetError as e:
                     _skip(source, sink, i, e, summary)
                     continue
+                finally:
+                    # only this loop tells an every-frame stream that a frame is done with: a read
+                    # elsewhere (the first frame's shape, its metadata) must not let it go early
+                    release(nxt)
                 batch.append((i, frame, 1e3 * (time.perf_counter() - t0)))
             if not batch:
                 continue

@@ -155,8 +155,6 @@ class StreamRun(RunSource):
         kind = raw.dtype.kind
         rules = PixelRules(marker_value=float(np.iinfo(raw.dtype).max) if kind == "u" else None,
                            negative_is_bad=kind in "if")
-        if self.every_frame:
-            self.release(index + 1)
         return make_frame(raw, self.event(index), index, self._metadata(msg, header), rules=rules, static_bad=mask,
                           where=f"{self.url} frame {index}")
 
