@@ -36,7 +36,7 @@ from .runs import RunRequest
 from .settings import AppSettings
 from .state import BrowserState
 from .style import app_icon
-from .teardown import release_view_dependent_items
+from .teardown import release_view_dependent_items, silence
 from .worker import AnalysisWorker, ModelSettings
 
 log = logging.getLogger(__name__)
@@ -439,3 +439,5 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.shutdown()
         release_view_dependent_items(self)  # before Qt deletes the ViewBoxes (see .teardown)
         super().closeEvent(ev)
+        if ev.isAccepted():
+            silence(self)  # no slot may run on widgets being destroyed (see .teardown)
