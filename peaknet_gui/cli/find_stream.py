@@ -44,6 +44,26 @@ def add_stream_options(p) -> None:
                    help="give up when no frame arrived within this many seconds (default: %(default)s)")
 
 
+def _first_frame(source, url: str, timeout_s: float):
+    """The oldest frame still in the stream's window (the shape, the geometry's check): with
+    --drop-frames a fast sender may have pushed frame 0 out of a small window already."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not source.wait(1, left):
+            raise InputError(f"{url}: no frame arrived within {timeout_s:g} s ({source.status().line()})")
+        source.refresh()
+        for i in range(len(source)):
+            if source.available(i):
+                try:
+                    return source[i]
+                except InputError:  # it left the window meanwhile: look again
+                    break
+        time.sleep(0.01)
+
+
 def find_stream(args, user_geometry) -> int:
     from ..cluster.cli import uses_cluster
     from ..sources import open_run
@@ -63,10 +83,7 @@ def find_stream(args, user_geometry) -> int:
         from ..pipeline.live import run_stream_analysis
         from .find import EXIT_INTERRUPTED, EXIT_SKIPPED, EXIT_TERMINATED, _geometry, _open_session, _Progress, _settings
 
-        if not source.wait(1, args.first_frame_timeout):
-            raise InputError(f"{url}: no frame arrived within {args.first_frame_timeout:g} s ({source.status().line()})")
-        source.refresh()
-        first = source[0]
+        first = _first_frame(source, url, args.first_frame_timeout)
         geometry = user_geometry or _geometry(source, first)
         if geometry is not None:
             geometry.check_data_shape(first.shape, f"frames of {url}")
