@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from _gui_support import make_window  # noqa: E402
+from test_gui_render import _grab  # noqa: E402
+from test_masks_editor import four_panels  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -21,17 +23,7 @@ MARKERS = [(0, 6, 15), (1, 17, 5), (2, 4, 9), (3, 12, 18)]
 
 def _geometry():
     """A 2N x 2N slab in four N x N panels around the beam; q2 turned by 90, q3 by 180 degrees."""
-    from peaknet_gui.geometry import Geometry, Panel
-
-    kw = dict(res=1.0 / 172e-6, clen=0.02)
-    n = N
-    panels = [
-        Panel("q0", 0, n - 1, 0, n - 1, corner_x=-n - 2.0, corner_y=-n - 2.0, fs=(1, 0, 0), ss=(0, 1, 0), **kw),
-        Panel("q1", n, 2 * n - 1, 0, n - 1, corner_x=2.0, corner_y=-n - 2.0, fs=(1, 0, 0), ss=(0, 1, 0), **kw),
-        Panel("q2", 0, n - 1, n, 2 * n - 1, corner_x=-2.0, corner_y=2.0, fs=(0, 1, 0), ss=(-1, 0, 0), **kw),
-        Panel("q3", n, 2 * n - 1, n, 2 * n - 1, corner_x=n + 2.0, corner_y=n + 2.0, fs=(-1, 0, 0), ss=(0, -1, 0), **kw),
-    ]
-    return Geometry(panels=panels, photon_energy_ev=12000.0, clen=0.02)
+    return four_panels(N, clen=0.02)
 
 
 def _lab(p, fs, ss):
@@ -57,15 +49,7 @@ def _blobs(qtbot, view):
     """Centroids (x, y) of the white blobs in the rendered viewport, in viewport pixels."""
     from scipy import ndimage
 
-    from peaknet_gui.gui.qt import QtGui, QtWidgets
-
-    QtWidgets.QApplication.processEvents()
-    qtbot.wait(50)
-    img = view.graphics.viewport().grab().toImage().convertToFormat(QtGui.QImage.Format_RGB888)
-    ptr = img.constBits()
-    ptr.setsize(img.byteCount())
-    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, : 3 * img.width()]
-    white = arr.reshape(img.height(), img.width(), 3).min(axis=2) > 200
+    white = _grab(qtbot, view).min(axis=2) > 200
     box = view.graphics.mapFromScene(view.view_box.sceneBoundingRect()).boundingRect()  # the image, not the histogram
     inside = np.zeros_like(white)
     inside[max(box.top(), 0):box.bottom(), max(box.left(), 0):box.right()] = True

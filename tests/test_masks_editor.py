@@ -19,16 +19,16 @@ from peaknet_gui.masks.editor_ops import (Circle, EditableMask, PixelCentres, Po
                                           resolution_pixels, value_range_pixels)
 
 
-def four_panels(n: int = 48) -> Geometry:
+def four_panels(n: int = 48, clen: float = 0.1) -> Geometry:
     """A 2n x 2n slab in four n x n panels with 4-pixel gaps; q2 turned by 90 and q3 by 180 degrees."""
-    kw = dict(res=1.0 / 172e-6, clen=0.1)
+    kw = dict(res=1.0 / 172e-6, clen=clen)
     panels = [
         Panel("q0", 0, n - 1, 0, n - 1, corner_x=-n - 2.0, corner_y=-n - 2.0, fs=(1, 0, 0), ss=(0, 1, 0), **kw),
         Panel("q1", n, 2 * n - 1, 0, n - 1, corner_x=2.0, corner_y=-n - 2.0, fs=(1, 0, 0), ss=(0, 1, 0), **kw),
         Panel("q2", 0, n - 1, n, 2 * n - 1, corner_x=-2.0, corner_y=2.0, fs=(0, 1, 0), ss=(-1, 0, 0), **kw),
         Panel("q3", n, 2 * n - 1, n, 2 * n - 1, corner_x=n + 2.0, corner_y=n + 2.0, fs=(-1, 0, 0), ss=(0, -1, 0), **kw),
     ]
-    return Geometry(panels=panels, photon_energy_ev=12000.0, clen=0.1)
+    return Geometry(panels=panels, photon_energy_ev=12000.0, clen=clen)
 
 
 def winding_inside(px, py, poly) -> np.ndarray:
