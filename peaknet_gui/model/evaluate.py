@@ -279,28 +279,39 @@ class FramePeaks:
 
 
 def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None,
-                         peak_threshold: Optional[float] = None, maps: Optional[tuple] = None) -> tuple:
+                         peak_threshold: Optional[float] = None) -> tuple:
     """(:class:`FramePeaks` or None without truth peaks, class map, labels, bad) of frame ``i``
-    of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it);
-    peak pixels by ``peak_threshold`` (None: argmax); ``maps``: :func:`predict_maps`' output when
-    the caller has it (the model is not run again)."""
+    of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it); peak
+    pixels by ``peak_threshold`` (None: argmax)."""
+    return labelled_frame_peaks_at(net, run, i, (peak_threshold,), device=device, data=data)[0]
+
+
+def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional[float]], *, device="cpu",
+                            data: Optional[np.ndarray] = None) -> list:
+    """:func:`labelled_frame_peaks` at each of ``peak_thresholds``: the frame, its labels and
+    truth are read and the model runs once."""
     data = run.data(i) if data is None else data
     bad = run.bad(i, data)
     labels = run.labels(i)
-    pred, peak_prob, art_prob = predict_maps(net, data, bad, run.panels, device=device) if maps is None else maps
-    pred = thresholded_classes(pred, peak_prob, art_prob, peak_threshold)
+    argmax, peak_prob, art_prob = predict_maps(net, data, bad, run.panels, device=device)
     truth = run.truth(i)
-    if truth is None:
-        return None, pred, labels, bad
-    found = peaks_from_mask(np.where(bad, 0, data).astype(np.float32), pred == 1, bad=bad, score=peak_prob)
-    fxy = _xy(found)
-    iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
-    ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
-    mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
-    peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
-                       mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
-                       ref_npix=truth.npix)
-    return peaks, pred, labels, bad
+    clean = np.where(bad, 0, data).astype(np.float32)
+    out = []
+    for t in peak_thresholds:
+        pred = thresholded_classes(argmax, peak_prob, art_prob, t)
+        if truth is None:
+            out.append((None, pred, labels, bad))
+            continue
+        found = peaks_from_mask(clean, pred == 1, bad=bad, score=peak_prob)
+        fxy = _xy(found)
+        iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
+        ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
+        mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
+        peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
+                           mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
+                           ref_npix=truth.npix)
+        out.append((peaks, pred, labels, bad))
+    return out
 
 
 def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray], geometry,
@@ -403,17 +414,26 @@ def find_spots_file(data_path) -> Optional[Path]:
 
 
 def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, *, geometry=None,
-                     device="cpu", name: str = "", peak_threshold: Optional[float] = None,
-                     maps: Optional[tuple] = None) -> tuple:
+                     device="cpu", name: str = "", peak_threshold: Optional[float] = None) -> tuple:
     """(:class:`FramePeaks` against the reference spots ``ref_xy``, class map) of a real frame;
     per panel when ``geometry`` has several; peak pixels by ``peak_threshold`` (None: argmax)."""
+    return real_frame_peaks_at(net, data, bad, ref_xy, (peak_threshold,), geometry=geometry, device=device, name=name)[0]
+
+
+def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray,
+                        peak_thresholds: Sequence[Optional[float]], *, geometry=None, device="cpu",
+                        name: str = "") -> list:
+    """:func:`real_frame_peaks` at each of ``peak_thresholds`` (the model runs once)."""
     panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
-    pred, peak_prob, art_prob = predict_maps(net, data, bad, panels, device=device) if maps is None else maps
-    pred = thresholded_classes(pred, peak_prob, art_prob, peak_threshold)
+    argmax, peak_prob, art_prob = predict_maps(net, data, bad, panels, device=device)
     clean = np.where(bad, 0, data).astype(np.float32) if bad is not None else data.astype(np.float32)
-    found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
-    return FramePeaks(name, _xy(found), found.confidence, ref_xy,
-                      ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found), pred
+    out = []
+    for t in peak_thresholds:
+        pred = thresholded_classes(argmax, peak_prob, art_prob, t)
+        found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
+        out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy,
+                               ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found), pred))
+    return out
 
 
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,

@@ -96,19 +96,17 @@ def collect_frames(net, paths: Sequence[str], *, device="cpu", max_frames: Optio
     """{peak threshold: [(run number, :class:`~.evaluate.FramePeaks`)]} of every labelled frame
     with truth peaks; the model runs once per frame, the components are cut at each threshold."""
     from .dataset import LabelledRun
-    from .evaluate import labelled_frame_peaks, predict_maps
+    from .evaluate import labelled_frame_peaks_at
 
-    out: dict = {float(t): [] for t in peak_thresholds}
+    keys = [float(t) for t in peak_thresholds]
+    out: dict = {t: [] for t in keys}
     for k, p in enumerate(paths):
         run = LabelledRun(p)
         try:
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
-                data = run.data(i)
-                maps = predict_maps(net, data, run.bad(i, data), run.panels, device=device)
-                for t in out:
-                    peaks = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=_threshold(t),
-                                                 maps=maps)[0]
+                at = labelled_frame_peaks_at(net, run, i, [_threshold(t) for t in keys], device=device)
+                for t, (peaks, *_) in zip(keys, at):
                     if peaks is not None:
                         out[t].append((k, peaks))
         finally:
@@ -121,18 +119,18 @@ def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry
     """{peak threshold: [(run number, :class:`~.evaluate.FramePeaks`)]} of real frames against
     their reference spot lists: ``files`` holds (frame file, spot list) pairs; each file is one
     run, numbered from ``first_run``."""
-    from .evaluate import predict_maps, read_spots_csv, real_frame_peaks
+    from .evaluate import read_spots_csv, real_frame_peaks_at
     from .realframes import read_real_frames
 
-    out: dict = {float(t): [] for t in peak_thresholds}
+    keys = [float(t) for t in peak_thresholds]
+    out: dict = {t: [] for t in keys}
     for k, (path, spots) in enumerate(files):
         for name, data, bad, geom in read_real_frames(Path(path), geometry):
             ref = read_spots_csv(spots, geom)
-            panels = [p.slices() for p in geom.panels] if geom is not None and len(geom.panels) > 1 else None
-            maps = predict_maps(net, data, bad, panels, device=device)
-            for t in out:
-                out[t].append((first_run + k, real_frame_peaks(net, data, bad, ref, geometry=geom, device=device, name=name,
-                                                               peak_threshold=_threshold(t), maps=maps)[0]))
+            at = real_frame_peaks_at(net, data, bad, ref, [_threshold(t) for t in keys], geometry=geom, device=device,
+                                     name=name)
+            for t, (peaks, _) in zip(keys, at):
+                out[t].append((first_run + k, peaks))
     return out
 
 
