@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from peaknet_gui.model import PeakNet, PeakNetConfig, forward_padded, pad_to_stride
+from peaknet_gui.model.unet import with_refinement
 from peaknet_gui.model.blocks import AttentionGate, GatedFusion, ResidualDoubleConv
 
 CONFIGS = [
@@ -78,6 +79,40 @@ def test_config_roundtrip_and_validation():
         PeakNetConfig.from_dict({"widths": [4], "colour": 1})
 
 
+def _trained_looking(net):
+    """Random weights and batch-norm statistics (a fresh net's BN layers are identities)."""
+    torch.manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+def test_grown_refinement_starts_at_the_trained_predictions_and_acts_at_full_resolution():
+    net = _trained_looking(PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=4)))
+    grown = with_refinement(net, 3, 5).eval()
+    assert grown.config.refine_channels == 3 and grown.config.refine_hidden == 5
+    assert PeakNetConfig.from_dict(grown.config.as_dict()) == grown.config
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(grown(x), net(x))
+        torch.nn.init.normal_(grown.head.refine.weight)
+        torch.nn.init.zeros_(grown.head.aux.weight)  # the coarse features change everywhere; look at the image path
+        y = torch.zeros(1, 1, 32, 32)
+        spike = y.clone()
+        spike[0, 0, 13, 18] = 5.0  # one bright pixel inside a 4x4 block
+        delta = (grown(spike) - grown(y)) - (net(spike) - net(y))
+    # through the image, the refinement's two 3x3 convolutions see a 5x5 neighbourhood of a pixel
+    changed = delta.abs().amax(dim=(0, 1)) > 1e-6
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert changed[13, 18] and rows.min() >= 11 and rows.max() <= 15 and cols.min() >= 16 and cols.max() <= 20
+    with pytest.raises(ValueError, match="already"):
+        with_refinement(grown, 2)
+    with pytest.raises(ValueError, match="s2d"):
+        with_refinement(PeakNet(PeakNetConfig(widths=(4, 8))), 2)
+
+
 def test_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     import numpy as np
@@ -85,11 +120,12 @@ def test_onnx_export_matches_torch(tmp_path):
     from peaknet_gui.model.export import export_onnx
 
     torch.manual_seed(0)
-    net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=4)).eval()
+    net = PeakNet(PeakNetConfig(widths=(4, 8), stem="s2d", stem_factor=4, refine_channels=2, refine_hidden=3)).eval()
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1)
             m.running_var.uniform_(0.5, 2)
+    torch.nn.init.normal_(net.head.refine.weight)  # not the zero it starts at: the refinement counts
     path = export_onnx(net, tmp_path / "m.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(2, 1, 32, 48), (1, 1, 64, 16)]:

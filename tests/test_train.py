@@ -65,6 +65,19 @@ def test_fine_tuning_keeps_the_shape(tiny_run, tmp_path):
     assert info.config.name == "tiny"
 
 
+def test_fine_tuning_can_grow_a_full_resolution_refinement(tiny_run, tmp_path):
+    train(_settings(tiny_run, tmp_path / "base", steps=5))
+    base = str(tmp_path / "base" / "peaknet.safetensors")
+    summary = train(_settings(tiny_run, tmp_path / "ft", steps=6, init=base, grow_refinement=(2, 3)))
+    net, info = load_weights(summary["weights"])
+    assert (info.config.refine_channels, info.config.refine_hidden, info.config.name) == (2, 3, "tiny")
+    assert float(net.head.refine.weight.detach().abs().sum()) > 0  # trained away from its zero start
+    assert info.metadata["settings"]["grow_refinement"] == [2, 3]
+    with pytest.raises(InputError, match="already has a refinement"):
+        train(_settings(tiny_run, tmp_path / "again", steps=2, init=summary["weights"], grow_refinement=(2,)))
+    assert cli(["train", "--data", tiny_run, "--out", str(tmp_path / "x"), "--grow-refinement", "2"]) == 2  # no --init
+
+
 def test_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="not found"):
         train(_settings(str(tmp_path / "missing.cxi"), tmp_path))

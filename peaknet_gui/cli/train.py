@@ -6,7 +6,10 @@
 Labelled runs hold ``/entry_1/data_1/labels`` beside the frames (0 background, 1 peak,
 2 artifact, 255 unlabelled; see :mod:`peaknet_gui.model.dataset`).  Fine-tuning: ``--init``
 with the weights to start from (e.g. the shipped ones) and the newly labelled runs, with a
-smaller ``--lr`` (e.g. 3e-4) and fewer ``--steps``.  Writes ``DIR/peaknet.safetensors`` (+ its
+smaller ``--lr`` (e.g. 3e-4) and fewer ``--steps``; ``--grow-refinement C[,H]`` adds a
+full-resolution refinement of C channels (H hidden) to the ``--init`` network before training
+(:func:`peaknet_gui.model.unet.with_refinement`: it starts at zero, so training starts from the
+given weights' predictions).  Writes ``DIR/peaknet.safetensors`` (+ its
 ``.json`` sidecar), ``DIR/best.safetensors``, ``DIR/ckpt_last.pt`` (``--resume`` continues from
 it), ``DIR/train_log.jsonl`` and ``DIR/summary.json``.
 """
@@ -34,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="RUN.cxi", help="labelled CXI runs (globs allowed)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (fine-tuning); their shape is kept")
+    p.add_argument("--grow-refinement", metavar="C[,H]", default=None,
+                   help="with --init: add a full-resolution refinement of C channels (H hidden) to its network")
     p.add_argument("--config", default="fast", help="network shape: fast, paper or a JSON PeakNetConfig (default: fast)")
     p.add_argument("--steps", type=int, default=20000, help="optimiser steps in total (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
@@ -94,6 +99,14 @@ def run(args) -> int:
         raise InputError(f"--alpha/--augment: {e}") from e
     if len(alpha) != 3:
         raise InputError("--alpha needs 3 comma-separated weights (background, peak, artifact)")
+    grow = None
+    if args.grow_refinement:
+        try:
+            grow = tuple(int(v) for v in args.grow_refinement.split(","))
+        except ValueError:
+            grow = ()
+        if len(grow) not in (1, 2) or min(grow) < 0 or grow[0] < 1 or not args.init:
+            raise InputError(f"--grow-refinement: expected C or C,H (C >= 1, H >= 0) with --init, got {args.grow_refinement!r}")
     if args.steps < 1 or args.batch_size < 1 or args.crop < 16:
         raise InputError("--steps and --batch-size must be >= 1 and --crop >= 16")
     s = TrainSettings(
@@ -101,7 +114,7 @@ def run(args) -> int:
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, warmup=args.warmup, seed=args.seed, device=args.device,
         threads=args.threads, val_fraction=args.val_fraction, val_every=args.val_every,
         ckpt_every=args.ckpt_every, pool_size=args.pool_size, pool_refresh=args.pool_refresh, alpha=alpha, amp=not args.no_amp,
-        resume=args.resume, progress=not args.no_progress, augment=augment,
+        resume=args.resume, progress=not args.no_progress, augment=augment, grow_refinement=grow,
     )
     summary = _train_locked(train, s)
     print(json.dumps({k: v for k, v in summary.items() if k != "validation"}, indent=2))

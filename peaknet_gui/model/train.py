@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from .augment import AugmentSettings
 from .dataset import FramePool, LabelledRun, split_frames, spread_across_runs
 from .loss import DEFAULT_ALPHA, focal_loss
 from .normalize import NORMALIZATION
-from .unet import PeakNet, PeakNetConfig
+from .unet import PeakNet, PeakNetConfig, with_refinement
 from .weights import load_weights, save_weights
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,13 @@ class TrainSettings:
     resume: bool = False
     progress: bool = True
     augment: dict = field(default_factory=dict)  # AugmentSettings overrides
+    grow_refinement: Optional[Tuple[int, ...]] = None  # (channels[, hidden]): refinement added to the init network
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["alpha"] = list(self.alpha)
+        if self.grow_refinement is not None:
+            d["grow_refinement"] = list(self.grow_refinement)
         return d
 
 
@@ -142,6 +145,12 @@ def _build_network(s: TrainSettings) -> PeakNet:
     if s.init:
         net, info = load_weights(s.init)
         log.info("fine-tuning from %s (%s)", s.init, info.sha256[:12])
+        if s.grow_refinement:
+            try:
+                net = with_refinement(net, *s.grow_refinement)
+            except ValueError as e:
+                raise InputError(f"{s.init}: {e}") from e
+            log.info("added a full-resolution refinement %s", tuple(s.grow_refinement))
         return net
     return PeakNet(config_from_name(s.config))
 

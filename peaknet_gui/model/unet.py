@@ -18,7 +18,10 @@ Two stems:
   at 1/f resolution, and the head's 1x1 convolution emits ``f*f`` logit vectors per position
   that ``pixel_shuffle`` puts back at full resolution (sub-pixel convolution, Shi et al. 2016).
   An optional full-resolution refinement (``refine_channels > 0``) adds a 3x3 convolution over
-  the raw input and a few upsampled feature channels to the logits.  This is what makes the
+  the raw input and a few upsampled feature channels to the logits; with ``refine_hidden > 0``
+  it is two 3x3 convolutions with a ReLU between (a small full-resolution path that can compare
+  a pixel with its neighbours: one-pixel spots, whose position inside the ``f x f`` block the
+  folded U-Net must otherwise encode in its few channels).  This is what makes the
   network fast enough for 1920x1920 frames on two CPU cores (see ``benchmarks/bench_model.py``).
 
 Inputs are normalised frames (:mod:`.normalize`) of shape (B, 1, H, W) with H, W multiples of
@@ -47,7 +50,8 @@ class PeakNetConfig:
     ``widths``: channels of the backbone levels, one entry per level (depth = len(widths));
     ``stem``: ``"conv"`` (full resolution, the paper's) or ``"s2d"`` (space-to-depth by
     ``stem_factor``); ``attention``: attention gates in the neck; ``refine_channels``: with the
-    s2d stem, >0 adds a full-resolution 3x3 refinement of the logits.
+    s2d stem, >0 adds a full-resolution 3x3 refinement of the logits; ``refine_hidden``: >0
+    makes that refinement two 3x3 convolutions with this many channels between them.
     """
 
     widths: Tuple[int, ...] = (8, 16, 32, 64)
@@ -55,6 +59,7 @@ class PeakNetConfig:
     stem_factor: int = 1
     attention: bool = True
     refine_channels: int = 0
+    refine_hidden: int = 0
     in_channels: int = 1
     num_classes: int = NUM_CLASSES
     name: str = "custom"
@@ -70,6 +75,8 @@ class PeakNetConfig:
             self.stem_factor = 1
         if self.stem_factor < 1:
             raise ValueError("PeakNetConfig.stem_factor must be >= 1")
+        if self.refine_channels < 0 or self.refine_hidden < 0:
+            raise ValueError("PeakNetConfig.refine_channels and refine_hidden must be >= 0")
 
     @property
     def depth(self) -> int:
@@ -146,17 +153,26 @@ class Neck(nn.Module):
 
 class Head(nn.Module):
     """1x1 convolution to the class logits (``f*f`` sets of them + pixel shuffle for the s2d
-    stem); optional full-resolution 3x3 refinement over the input and upsampled features."""
+    stem); optional full-resolution refinement over the input and upsampled features: one 3x3
+    convolution, or with ``refine_hidden`` two of them with a ReLU between.  The refinement's
+    last convolution starts at zero, so adding it to trained weights changes nothing until it
+    is trained (:func:`with_refinement`)."""
 
-    def __init__(self, in_channels: int, num_classes: int, factor: int = 1, refine_channels: int = 0, in_image_channels: int = 1):
+    def __init__(self, in_channels: int, num_classes: int, factor: int = 1, refine_channels: int = 0,
+                 in_image_channels: int = 1, refine_hidden: int = 0):
         super().__init__()
         self.factor = factor
         self.classify = nn.Conv2d(in_channels, num_classes * factor * factor, 1)
         self.shuffle = nn.PixelShuffle(factor) if factor > 1 else nn.Identity()
         self.refine_channels = refine_channels if factor > 1 else 0
+        self.refine_hidden = refine_hidden if self.refine_channels else 0
         if self.refine_channels:
             self.aux = nn.Conv2d(in_channels, refine_channels * factor * factor, 1)
-            self.refine = nn.Conv2d(refine_channels + in_image_channels, num_classes, 3, padding=1)
+            cin = refine_channels + in_image_channels
+            if self.refine_hidden:
+                self.refine_in = nn.Conv2d(cin, self.refine_hidden, 3, padding=1)
+                cin = self.refine_hidden
+            self.refine = nn.Conv2d(cin, num_classes, 3, padding=1)
             nn.init.zeros_(self.refine.weight)
             nn.init.zeros_(self.refine.bias)
 
@@ -164,7 +180,10 @@ class Head(nn.Module):
         logits = self.shuffle(self.classify(y))
         if self.refine_channels:
             aux = F.relu(self.shuffle(self.aux(y)))
-            logits = logits + self.refine(torch.cat([aux, image], dim=1))
+            z = torch.cat([aux, image], dim=1)
+            if self.refine_hidden:
+                z = F.relu(self.refine_in(z))
+            logits = logits + self.refine(z)
         return logits
 
 
@@ -180,7 +199,8 @@ class PeakNet(nn.Module):
         cfg = self.config
         self.backbone = Backbone(cfg)
         self.neck = Neck(self.backbone.channels, attention=cfg.attention)
-        self.head = Head(self.neck.out_channels, cfg.num_classes, cfg.stem_factor, cfg.refine_channels, cfg.in_channels)
+        self.head = Head(self.neck.out_channels, cfg.num_classes, cfg.stem_factor, cfg.refine_channels, cfg.in_channels,
+                         cfg.refine_hidden)
 
     @property
     def stride(self) -> int:
@@ -191,6 +211,29 @@ class PeakNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def with_refinement(net: PeakNet, refine_channels: int, refine_hidden: int = 0) -> PeakNet:
+    """A copy of a trained s2d ``net`` with a full-resolution refinement added (:class:`Head`).
+
+    Every trained tensor is kept; the refinement's last convolution is zero, so the copy's
+    logits equal ``net``'s until it is trained (fine-tuning a grown network starts where the
+    trained one stands).  ``net`` must have the s2d stem and no refinement yet.
+    """
+    cfg = net.config
+    if cfg.stem != "s2d" or cfg.stem_factor < 2:
+        raise ValueError("a full-resolution refinement needs the s2d stem (stem_factor >= 2)")
+    if cfg.refine_channels:
+        raise ValueError(f"the network already has a refinement ({cfg.refine_channels} channels)")
+    if refine_channels < 1:
+        raise ValueError("refine_channels must be >= 1")
+    grown_cfg = PeakNetConfig.from_dict({**cfg.as_dict(), "refine_channels": int(refine_channels),
+                                         "refine_hidden": int(refine_hidden)})
+    grown = PeakNet(grown_cfg)
+    missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(("head.aux.", "head.refine")) for k in missing):
+        raise ValueError(f"cannot grow the network: missing {missing}, unexpected {unexpected}")
+    return grown.train(net.training)
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
