@@ -80,3 +80,18 @@ def test_found_marginal_spots_are_not_false_positives():
     assert (rec["tp"], rec["fp"], rec["marginal_found"]) == (1, 1, 1)
     d = s.summary()
     assert d["peak_fp"] == 1 and d["peak_marginal"] == 1 and d["peak_precision"] == 0.5
+
+
+def test_found_faint_true_reflections_are_not_false_positives():
+    """A simulated run's faint reflections (label 0, expected SNR >= 2) are "don't care" like its
+    marginal spots: a peak found there is real, neither a hit nor a false positive."""
+    from peaknet_gui.model.dataset import TruthPeaks
+
+    t = TruthPeaks(np.array([1.0]), np.array([1.0]), marginal_fs=np.array([9.5]), marginal_ss=np.array([9.0]),
+                   faint_fs=np.array([30.0]), faint_ss=np.array([31.0]))
+    s = Scores()
+    found = np.array([[1.0, 1.0], [9.0, 9.0], [30.5, 30.0], [50.0, 50.0]])
+    rec = s.add_peaks(found, np.stack([t.fs, t.ss], 1), None, 2.0, marginal_xy=t.dont_care_xy())
+    assert (rec["tp"], rec["fp"], rec["marginal_found"]) == (1, 1, 2)
+    old = TruthPeaks(np.array([1.0]), np.array([1.0]))  # runs written before the faint list: nothing to ignore
+    assert old.dont_care_xy().shape == (0, 2)

@@ -186,3 +186,31 @@ def test_ccd_and_cspad_readout():
 
     noise = np.array([robust_sigma(f.data[pn.slices()]) for pn in cs.geometry.panels])
     assert np.median(noise) == pytest.approx(np.hypot(f.personality.read_noise_adu, 12**-0.5), rel=0.1)
+
+
+def test_faint_true_reflections_are_listed_and_read_back(small_ccd, tmp_path):
+    """Reflections below the label threshold but of expected SNR >= 2 are listed (evaluation: a
+    finder that reports one found a real, weak reflection) -- never a label-1 peak, never noise."""
+    from peaknet_gui.model.dataset import LabelledRun
+    from peaknet_gui.sim.run_writer import CxiRunWriter
+
+    f = simulate_frame(small_ccd, _strong_hit(small_ccd, seed=4, strength=600.0))
+    sp = f.extra["spots"]
+    assert len(f.faint_fs) == len(f.faint_ss) > 5
+    # each faint spot is a real reflection of SNR 2-6: its label is 0 (or the 255 band), never 1
+    lab = f.labels[np.clip(np.rint(f.faint_ss).astype(int), 0, f.labels.shape[0] - 1),
+                   np.clip(np.rint(f.faint_fs).astype(int), 0, f.labels.shape[1] - 1)]
+    assert not np.any(lab == 1)
+    faint_snr = sp["snr"][(sp["cls"] == 0) & (sp["snr"] >= 2.0) & (sp["npix"] > 0)]
+    assert len(faint_snr) == len(f.faint_fs) and np.all(faint_snr < LabelRule().snr_peak)
+    # fewer than the true peaks' positions: no faint spot is a listed peak
+    d = np.hypot(f.faint_fs[:, None] - f.peaks.fs[None], f.faint_ss[:, None] - f.peaks.ss[None])
+    assert d.min() > 0.5
+    out = tmp_path / "faint.cxi"
+    with CxiRunWriter(out, small_ccd, 1) as w:
+        w.add(f)
+    run = LabelledRun(out)
+    t = run.truth(0)
+    assert np.allclose(t.faint_fs, f.faint_fs, atol=1e-3) and np.allclose(t.faint_ss, f.faint_ss, atol=1e-3)
+    assert len(t.dont_care_xy()) == len(f.marginal_fs) + len(f.faint_fs)
+    run.close()

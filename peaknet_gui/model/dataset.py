@@ -13,7 +13,9 @@ Labels live *beside the frames* in the same CXI file (CONTRACTS "CXI run layout"
 * ``/entry_1/data_1/mask``   (N, ss, fs) ``uint8``, optional: non-zero = bad pixel.
 * optional truth: ``/entry_1/result_1/nPeaks``, ``peakXPosRaw``, ``peakYPosRaw`` (pixel indices)
   and ``peakSNR`` of the label-1 spots, and the marginal (label-255) spots in
-  ``/entry_1/sim/nMarginal``, ``marginalXPosRaw``, ``marginalYPosRaw`` (evaluation only).
+  ``/entry_1/sim/nMarginal``, ``marginalXPosRaw``, ``marginalYPosRaw`` and the faint true
+  reflections (label 0, expected SNR >= 2) in ``nFaint``, ``faintXPosRaw``, ``faintYPosRaw``
+  (evaluation only).
 * a CrystFEL ``.geom`` with the same stem beside the file gives the panels (multi-panel slabs
   are normalised per panel and the network is run per panel, as at inference).
 
@@ -70,6 +72,15 @@ class TruthPeaks:
     marginal_fs: Optional[np.ndarray] = None
     marginal_ss: Optional[np.ndarray] = None
     npix: Optional[np.ndarray] = None  # labelled pixels of each peak (peakNPixels)
+    faint_fs: Optional[np.ndarray] = None  # label-0 true reflections of expected SNR >= 2 (nFaint; newer runs)
+    faint_ss: Optional[np.ndarray] = None
+
+    def dont_care_xy(self) -> np.ndarray:
+        """(K, 2) fs, ss of the spots a found peak may match without being a hit or a false
+        positive: the marginal (label-255) spots and the faint true reflections."""
+        parts = [np.stack([a, b], 1) for a, b in ((self.marginal_fs, self.marginal_ss), (self.faint_fs, self.faint_ss))
+                 if a is not None]
+        return np.concatenate(parts) if parts else np.zeros((0, 2))
 
 
 class LabelledRun:
@@ -159,7 +170,12 @@ class LabelledRun:
             k = int(sim["nMarginal"][i])
             mfs = np.asarray(sim["marginalXPosRaw"][i, :k], dtype=np.float64)
             mss = np.asarray(sim["marginalYPosRaw"][i, :k], dtype=np.float64)
-        return TruthPeaks(fs, ss, snr, mfs, mss, npix)
+        ffs = fss = None
+        if sim is not None and "nFaint" in sim:
+            k = int(sim["nFaint"][i])
+            ffs = np.asarray(sim["faintXPosRaw"][i, :k], dtype=np.float64)
+            fss = np.asarray(sim["faintYPosRaw"][i, :k], dtype=np.float64)
+        return TruthPeaks(fs, ss, snr, mfs, mss, npix, ffs, fss)
 
     def close(self) -> None:
         try:

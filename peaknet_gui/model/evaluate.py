@@ -18,8 +18,10 @@ Labelled runs (``/entry_1/data_1/labels``, truth peaks in ``/entry_1/result_1``)
   of all frames (sums of intersections / sums of unions);
 * ``peak_precision``, ``peak_recall``, ``peak_f1``: found peaks matched greedily one-to-one to
   the truth (label-1) peaks within ``radius`` (2 px); an unmatched found peak that matches a
-  marginal (label-255, "not labelled") spot of the simulator, or whose centroid pixel is
-  labelled 255, is neither a hit nor a false positive (``peak_marginal`` counts them);
+  marginal (label-255, "not labelled") spot of the simulator or a faint true reflection (label 0,
+  expected SNR >= 2: real, too weak to require -- CrystFEL's ``pattern_sim`` benchmark and the
+  lattice truth count such a peak as true as well), or whose centroid pixel is labelled 255, is
+  neither a hit nor a false positive (``peak_marginal`` counts them);
 * ``peak_recall_snr6`` / ``peak_f1_snr6``: recall on the truth peaks with ``peakSNR >= 6`` and
   the F1 of that recall with the precision above (a found peak that matches a weaker true peak
   is not a false positive);
@@ -306,7 +308,7 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
         fxy = _xy(found)
         iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
         ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
-        mxy = np.stack([truth.marginal_fs, truth.marginal_ss], 1) if truth.marginal_fs is not None else np.zeros((0, 2))
+        mxy = truth.dont_care_xy()
         peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
                            mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
                            ref_npix=truth.npix)

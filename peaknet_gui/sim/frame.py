@@ -60,6 +60,10 @@ class SimFrame:
     expected: Optional[np.ndarray] = None  # expected photons before readout (kept on request)
     n_reflections: int = 0
     extra: dict = field(default_factory=dict)
+    # true reflections below the label rule's threshold but of expected SNR >= LabelRule.faint_snr
+    # (label 0): a finder that reports one has found a real, weak reflection, not noise
+    faint_fs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    faint_ss: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def photon_energy_ev(self) -> float:
@@ -229,11 +233,12 @@ def simulate_frame(det: DetectorModel, params: FrameParams, personality: Optiona
         hkl=refl.hkl[vis], lattice=refl.lattice[vis], d=refl.d[vis],
     )
     marg = np.flatnonzero((stats.cls == IGNORE) | merged)
+    faint = np.flatnonzero((stats.cls == 0) & ~merged & (stats.npix > 0) & (stats.snr >= rule.faint_snr))
     spots_all = {"fs": proj.fs, "ss": proj.ss, "cls": stats.cls, "photons": photons, "n_strong": stats.n_strong,
                  "snr": stats.snr, "snr_det": stats.snr_det, "max_photons": stats.max_photons, "npix": stats.npix, "merged": merged,
                  "cls_expected": stats.cls if stats.cls_expected is None else stats.cls_expected}
     return SimFrame(
         data=data, labels=labels, bad=bad, peaks=peaks, marginal_fs=stats.fs[marg], marginal_ss=stats.ss[marg],
         params=params, personality=personality, detector=det, expected=expected if keep_expected else None,
-        n_reflections=len(refl), extra={"spots": spots_all},
+        n_reflections=len(refl), extra={"spots": spots_all}, faint_fs=stats.fs[faint], faint_ss=stats.ss[faint],
     )

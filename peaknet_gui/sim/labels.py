@@ -105,6 +105,7 @@ class LabelRule:
     snr_peak: float = 6.0  # snr mode: label 1 from this expected integrated SNR on
     snr_ignore: float = 4.0  # snr mode: 255 from this SNR up to snr_peak
     snr_var_floor: float = 1.0  # snr mode: noise variance per pixel at least this (photons^2)
+    faint_snr: float = 2.0  # label-0 spots of expected SNR >= this are listed as faint true reflections (evaluation only)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -16,6 +16,8 @@ Layout, N frames::
     /entry_1/sim/parameters   (N,) JSON of each frame's :class:`~.params.FrameParams`
     /entry_1/sim/kind         (N,) "hit" | "blank" | "rings" | "calibrant"
     /entry_1/sim/nMarginal, marginalXPosRaw, marginalYPosRaw   label-255 spots
+    /entry_1/sim/nFaint, faintXPosRaw, faintYPosRaw   label-0 true reflections of expected SNR >=
+                      LabelRule.faint_snr (2): real but below the label threshold (evaluation only)
     /entry_1/sim  attributes: detector, seed, label_rule, personality, n_reflections...
 
 Peak positions are raw pixel indices (fs, ss) of the 2-D slab (centre of the first pixel at 0),
@@ -76,6 +78,7 @@ class CxiRunWriter:
         self.i = 0
         self.maxpeaks = MAXPEAKS
         self.maxmarg = 256
+        self.maxfaint = 256
         self._closed = False
         h5py = _h5()
         try:
@@ -129,8 +132,10 @@ class CxiRunWriter:
         sim.create_dataset("kind", shape=(n,), dtype=st)
         sim.create_dataset("nReflections", shape=(n,), dtype="i4")
         sim.create_dataset("nMarginal", shape=(n,), dtype="i4")
-        for k in ("marginalXPosRaw", "marginalYPosRaw"):
-            sim.create_dataset(k, shape=(n, self.maxmarg), maxshape=(n, None), dtype="f4", chunks=(1, self.maxmarg),
+        sim.create_dataset("nFaint", shape=(n,), dtype="i4")
+        for k, width in (("marginalXPosRaw", self.maxmarg), ("marginalYPosRaw", self.maxmarg),
+                         ("faintXPosRaw", self.maxfaint), ("faintYPosRaw", self.maxfaint)):
+            sim.create_dataset(k, shape=(n, width), maxshape=(n, None), dtype="f4", chunks=(1, width),
                                compression="gzip", compression_opts=1)
         sim.attrs["detector"] = det.name
         sim.attrs["detector_kind"] = det.kind
@@ -144,6 +149,20 @@ class CxiRunWriter:
         for name in names:
             self.f[f"{group}/{name}"].resize((self.n, new))
         return new
+
+    def _write_positions(self, i: int, kind: str, fs: np.ndarray, ss: np.ndarray, width: int) -> int:
+        """Frame ``i``'s ``/entry_1/sim/n<Kind>``, ``<kind>XPosRaw``, ``<kind>YPosRaw``; returns the
+        (possibly widened) row width."""
+        names = [f"{kind}XPosRaw", f"{kind}YPosRaw"]
+        n = len(fs)
+        if n > width:
+            width = self._widen("entry_1/sim", names, n, width)
+        for name, vals in zip(names, (fs, ss)):
+            row = np.zeros(width, np.float32)
+            row[:n] = vals
+            self.f[f"entry_1/sim/{name}"][i] = row
+        self.f[f"entry_1/sim/n{kind[0].upper()}{kind[1:]}"][i] = n
+        return width
 
     # --- frames ---------------------------------------------------------------------------------
     def add(self, frame: SimFrame) -> None:
@@ -172,13 +191,8 @@ class CxiRunWriter:
             row = np.zeros(self.maxpeaks, np.int32)
             row[:npk] = pk.hkl[:, c] if npk else []
             f[f"{r}/{name}"][i] = row
-        nm = len(frame.marginal_fs)
-        if nm > self.maxmarg:
-            self.maxmarg = self._widen("entry_1/sim", ["marginalXPosRaw", "marginalYPosRaw"], nm, self.maxmarg)
-        for name, vals in (("marginalXPosRaw", frame.marginal_fs), ("marginalYPosRaw", frame.marginal_ss)):
-            row = np.zeros(self.maxmarg, np.float32)
-            row[:nm] = vals
-            f[f"entry_1/sim/{name}"][i] = row
+        self.maxmarg = self._write_positions(i, "marginal", frame.marginal_fs, frame.marginal_ss, self.maxmarg)
+        self.maxfaint = self._write_positions(i, "faint", frame.faint_fs, frame.faint_ss, self.maxfaint)
         e = frame.photon_energy_ev
         f["entry_1/instrument_1/source_1/photon_energy_eV"][i] = e
         f["entry_1/instrument_1/source_1/energy"][i] = e * EV_TO_J
@@ -191,7 +205,6 @@ class CxiRunWriter:
         f["entry_1/sim/personality"][i] = json.dumps(frame.personality.as_dict())
         f["entry_1/sim/kind"][i] = frame.kind
         f["entry_1/sim/nReflections"][i] = frame.n_reflections
-        f["entry_1/sim/nMarginal"][i] = nm
         self.i += 1
 
     # --- closing --------------------------------------------------------------------------------
