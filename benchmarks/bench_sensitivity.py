@@ -8,6 +8,9 @@ The set comes from ``benchmarks/make_patternsim_set.py`` (``<set>.cxi``, ``.geom
 ``_truth.csv``).  Finders:
 
 * ``peaknet``: ``peaknet find`` with ``--weights`` (default: the shipped model) and its defaults;
+* ``peaknet cC sS tT`` (``--peaknet-at C,S,T``, repeatable): the same network at another operating
+  point (minimum confidence C, minimum pixel SNR S, segmentation threshold T, 0 = argmax) -- to
+  study how the network ranks spots; a point chosen on these frames is not a held-out result;
 * ``pf8 (project)``: ``peaknet find --algorithm peakfinder8`` with its defaults;
 * ``pf8 (CrystFEL, tuned)``: ``indexamajig --peaks=peakfinder8`` with threshold / min-snr /
   min-pix-count swept on these very frames and the best F1 kept -- tuned on the test frames,
@@ -62,11 +65,13 @@ def n_frames_of(cxi: Path) -> int:
         return int(f["/entry_1/data_1/data"].shape[0])
 
 
-def project_peaks(cxi: Path, geom: Path, work: Path, algorithm: str, weights=None, reuse: bool = False) -> dict:
-    """frame index -> (n, 2) peaks of ``peaknet find``."""
+def project_peaks(cxi: Path, geom: Path, work: Path, algorithm: str, weights=None, reuse: bool = False,
+                  operating_point: tuple = None) -> dict:
+    """frame index -> (n, 2) peaks of ``peaknet find``; ``operating_point`` (confidence, pixel SNR,
+    segmentation threshold) instead of the weights' fitted one."""
     from peaknet_gui.export.stream_reader import read_stream
 
-    out = work / f"find_{algorithm}"
+    out = work / (f"find_{algorithm}" if operating_point is None else f"find_{algorithm}_at_{'_'.join(f'{v:g}' for v in operating_point)}")
     if reuse and list(out.glob("*.stream")):
         return {ch.event_index or 0: np.stack([np.asarray(ch.peaks.fs, float), np.asarray(ch.peaks.ss, float)], axis=1)
                 for ch in read_stream(next(out.glob("*.stream")))}
@@ -74,6 +79,11 @@ def project_peaks(cxi: Path, geom: Path, work: Path, algorithm: str, weights=Non
            "--formats", "stream", "--min-peaks", "0", "--no-progress", "--algorithm", algorithm, "--device", "cpu"]
     if weights:
         cmd += ["--weights", str(weights)]
+    if operating_point is not None:
+        conf, psnr, thr = operating_point
+        cmd += ["--min-confidence", f"{conf:g}", "--min-pixel-snr", f"{psnr:g}"]
+        if thr > 0:
+            cmd += ["--peak-threshold", f"{thr:g}"]
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -203,7 +213,7 @@ def fmt_row(name: str, s: dict, n_strong_snr: dict, indexed) -> str:
     snr = " ".join(f"{frac(v):>5s}" for v in s["snr_bins"].values())
     size = " ".join(f"{frac(v):>5s}" for v in s["size_bins"].values())
     idx = "   -" if indexed is None else f"{indexed[0]:4d} ({indexed[1]})"
-    return f"{name:24s} {s['found']:6d} {s['precision']:5.3f} {s['recall']:5.3f} | {snr} | {size} | {idx}"
+    return f"{name:26s} {s['found']:6d} {s['precision']:5.3f} {s['recall']:5.3f} | {snr} | {size} | {idx}"
 
 
 def main(argv=None) -> int:
@@ -218,10 +228,21 @@ def main(argv=None) -> int:
     ap.add_argument("--no-index", action="store_true", help="skip the indexing columns")
     ap.add_argument("--reuse", action="store_true", help="reuse the finders' output and streams already in the work folder")
     ap.add_argument("--json", help="write all figures here")
+    ap.add_argument("--peaknet-at", action="append", default=[], metavar="CONF,PSNR,THR",
+                    help="also PeakNet at this operating point (minimum confidence, minimum pixel SNR, segmentation "
+                    "threshold; 0 = argmax) instead of the weights' fitted one; repeatable.  For study only: an "
+                    "operating point chosen on these frames is not a result")
+    ap.add_argument("--peaknet-only", action="store_true", help="only PeakNet rows (no peakfinder8, no indexing)")
     args = ap.parse_args(argv)
+    try:
+        extra_points = [tuple(float(v) for v in s.split(",")) for s in args.peaknet_at]
+    except ValueError:
+        ap.error("--peaknet-at wants CONF,PSNR,THR")
+    if any(len(p) != 3 for p in extra_points):
+        ap.error("--peaknet-at wants CONF,PSNR,THR")
     sd = Path(args.set_dir)
     tag = Path(args.weights).stem if args.weights else "shipped"
-    have_cf = find_tool("indexamajig") is not None
+    have_cf = find_tool("indexamajig") is not None and not args.peaknet_only
     if not have_cf:
         print("indexamajig not on PATH: CrystFEL's peakfinder8 and the indexing columns are left out")
     report = {}
@@ -234,8 +255,12 @@ def main(argv=None) -> int:
         work = work / name
         work.mkdir(parents=True, exist_ok=True)
         print(f"{name}: {n} frames")
-        finders = {"peaknet": project_peaks(cxi, geom, work, "peaknet", args.weights, args.reuse),
-                   "pf8 (project)": project_peaks(cxi, geom, work, "peakfinder8", reuse=args.reuse)}
+        finders = {"peaknet": project_peaks(cxi, geom, work, "peaknet", args.weights, args.reuse)}
+        for op in extra_points:
+            finders[f"peaknet c{op[0]:g} s{op[1]:g} t{op[2]:g}"] = project_peaks(cxi, geom, work, "peaknet", args.weights,
+                                                                               args.reuse, operating_point=op)
+        if not args.peaknet_only:
+            finders["pf8 (project)"] = project_peaks(cxi, geom, work, "peakfinder8", reuse=args.reuse)
         scores = {k: score(v, truth, n) for k, v in finders.items()}
         tuned = None
         if have_cf:
@@ -247,8 +272,8 @@ def main(argv=None) -> int:
         indexed = {}
         if have_cf and not args.no_index:
             for k, v in finders.items():
-                indexed[k] = index_with(cxi, geom, cell, work, k.split()[0] + ("_cf" if "CrystFEL" in k else ""), v, n, truth,
-                                        args.reuse)
+                tag = k.split()[0] + ("_cf" if "CrystFEL" in k else "") if k.count(" ") < 3 else k.replace(" ", "_")
+                indexed[k] = index_with(cxi, geom, cell, work, tag, v, n, truth, args.reuse)
         allt = np.concatenate([t for t in truth.values()]) if truth else np.zeros((0, 4))
         strong = allt[allt[:, 2] >= 6]
         hdr_snr = " ".join(f"{f'{a:g}-{b:g}' if np.isfinite(b) else f'>={a:g}':>5s}" for a, b in SNR_BINS)
@@ -257,8 +282,8 @@ def main(argv=None) -> int:
         n_size = " ".join(f"{int(np.sum((strong[:, 3] >= a) & (strong[:, 3] <= b))):5d}" for a, b in SIZE_BINS)
         print(f"\n{name}: {n} frames, {len(strong)} true spots of SNR >= 6 ({len(allt)} listed with SNR >= 2); "
               f"match radius 2 px; recall on SNR >= 6")
-        print(f"{'finder':24s} {'found':>6s} {'prec':>5s} {'rec':>5s} | {hdr_snr} | {hdr_size} | indexed/{n} (right)")
-        print(f"{'(true spots per bin)':24s} {'':6s} {'':5s} {'':5s} | {n_snr} | {n_size} |")
+        print(f"{'finder':26s} {'found':>6s} {'prec':>5s} {'rec':>5s} | {hdr_snr} | {hdr_size} | indexed/{n} (right)")
+        print(f"{'(true spots per bin)':26s} {'':6s} {'':5s} {'':5s} | {n_snr} | {n_size} |")
         for k, s in scores.items():
             print(fmt_row(k, s, {}, indexed.get(k)))
         if tuned:
