@@ -217,3 +217,29 @@ def test_objective_uses_every_truth_peak_when_labels_follow_the_snr_rule(tmp_pat
     assert not labelled_by_snr_rule(tmp_path / "missing.cxi")
     summary = {"peak_f1": 0.7, "peak_f1_snr6": 0.9}
     assert _f1(summary, complete_truth=True) == 0.7 and _f1(summary) == 0.9
+
+
+def test_fit_keeps_blank_frames_blank(monkeypatch):
+    """F1 alone prefers keeping five unsure noise peaks on a blank frame (they cost less precision
+    than the four unsure true peaks of the hit are worth); the blank-frame constraint does not."""
+    import peaknet_gui.model.operating_point as opm
+    from peaknet_gui.model.evaluate import FramePeaks
+
+    truth = np.array([[10.0 + 12 * k, 20.0] for k in range(10)])
+    hit = FramePeaks("val.cxi//0", truth.copy(), np.array([0.9] * 6 + [0.5] * 4), truth, np.full(10, 10.0),
+                     np.zeros((0, 2)))
+    noise = np.array([[15.0 + 20 * k, 60.0] for k in range(5)])
+    blank = FramePeaks("val.cxi//1", noise, np.full(5, 0.5), np.zeros((0, 2)), np.zeros(0), np.zeros((0, 2)))
+    assert opm.is_blank(blank) and not opm.is_blank(hit)
+    monkeypatch.setattr(opm, "collect_frames", lambda *a, **k: {0.0: [(0, hit), (0, blank)]})
+    kw = dict(grid=(0.0, 0.55), snr_grid=(0.0,), peak_thresholds=(0.0,))
+    free, rep_free = fit_operating_point(None, ["val.cxi"], max_blank_peaks=None, **kw)
+    assert free.peak_min_confidence == 0.0 and rep_free["chosen"]["blank_peaks"] == 5.0
+    assert rep_free["chosen"]["mean_f1"] == pytest.approx(0.8) and rep_free["blank_constraint"] == "none"
+    held, rep = fit_operating_point(None, ["val.cxi"], max_blank_peaks=2.0, **kw)
+    assert held.peak_min_confidence == 0.55 and rep["chosen"]["blank_peaks"] == 0.0
+    assert rep["chosen"]["mean_f1"] == pytest.approx(0.75) and rep["blank_constraint"].startswith("held")
+    assert "blank frame" in held.objective
+    none_fits, rep_none = fit_operating_point(None, ["val.cxi"], max_blank_peaks=2.0, grid=(0.0,), snr_grid=(0.0,),
+                                              peak_thresholds=(0.0,))
+    assert none_fits.peak_min_confidence == 0.0 and rep_none["blank_constraint"].startswith("no point")

@@ -69,6 +69,9 @@ def register(sub) -> None:
                    "along their arcs (default: the auto-mask peaknet find and the GUI make)")
     p.add_argument("--fit-operating-point", action="store_true",
                    help="fit the minimum confidence and pixel SNR on the runs given (validation runs: seeds used nowhere else)")
+    p.add_argument("--max-blank-peaks", type=float, default=2.0, metavar="N",
+                   help="with --fit-operating-point: only points that keep at most N peaks per blank frame of the "
+                   "simulated runs (mean) compete (default: %(default)s; negative: no constraint)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
@@ -225,7 +228,8 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
         pairs.append((p, spots))
     op, rep = fit_operating_point(net, [str(p) for p in labelled], real=pairs, geometry=geometry, device=device,
                                   radius=args.radius, max_frames=args.max_frames,
-                                  drop_ring_spots=not args.keep_ring_spots)
+                                  drop_ring_spots=not args.keep_ring_spots,
+                                  max_blank_peaks=args.max_blank_peaks if args.max_blank_peaks >= 0 else None)
     if args.write:
         rep["written_to"] = str(write_operating_point(info.path, op, rep))
     if args.json:
@@ -238,18 +242,19 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence, "
           f"at minimum pixel SNR {chosen['pixel_snr']:g}, segmentation threshold "
           f"{chosen['peak_threshold'] or 'argmax'}")
-    print("  conf   mean  " + "  ".join(f"{n[:18]:>18s}" for n in names))
+    print("  conf   mean  blank " + "  ".join(f"{n[:18]:>18s}" for n in names))
     for c in rep["curve"]:
         if c["pixel_snr"] != chosen["pixel_snr"] or c["peak_threshold"] != chosen["peak_threshold"]:
             continue
         mark = " <" if c is chosen else ""
-        print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f}  "
+        print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f} {c.get('blank_peaks', 0.0):5.1f}  "
               + "  ".join(f"{_fmt(c['per_run'][n]['f1']):>18s}" for n in names) + mark)
     print("best mean F1 by minimum pixel SNR:")
     for snr in sorted({c["pixel_snr"] for c in rep["curve"]}):
         b = max((c for c in rep["curve"] if c["pixel_snr"] == snr), key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
         print(f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}, "
               f"segmentation threshold {b['peak_threshold'] or 'argmax'}")
+    print(f"blank frames: {rep.get('blank_constraint', 'none')}")
     print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}, "
           f"peak_threshold {op.peak_threshold:g} (0 = argmax)"
           + (f" (written to {rep['written_to']})" if args.write else " (not written; add --write)"))

@@ -24,7 +24,10 @@ the GUI use it by default -- nothing to tune by hand -- and every one of them ca
 The fit maximises the mean over the validation runs (one per detector and style, and real
 frames with DIALS spot lists) of the peak F1 (simulated runs: on peaks with SNR >= 6,
 :class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its number of
-peaks; the per-run curves are kept in the report.
+peaks; the per-run curves are kept in the report.  Among the points it compares, only those that keep at
+most ``DEFAULT_MAX_BLANK_PEAKS`` (2) peaks per blank frame of the simulated runs compete: F1 has
+no notion of a blank frame, and a few noise peaks on every blank make blanks look like hits
+(``peaknet evaluate --fit-operating-point --max-blank-peaks N``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)
 #: A network trained with focal loss under-states faint spots' probabilities; a lower threshold
 #: lets their pixels form components that the confidence and pixel SNR then judge.
 DEFAULT_PEAK_THRESHOLDS = (0.0, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
+#: at most this many peaks, on average, on the validation runs' blank frames (no true, marginal or
+#: faint spot): a blank frame must not look like a hit, whatever F1 gains elsewhere
+DEFAULT_MAX_BLANK_PEAKS = 2.0
 #: candidate minimum pixel SNRs (0 = no photometric test)
 DEFAULT_SNR_GRID = (0.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0)
 
@@ -146,6 +152,27 @@ def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius:
     return [s.summary() for s in scores]
 
 
+def is_blank(peaks) -> bool:
+    """A simulated frame with nothing to find: no truth peak, no marginal and no faint spot."""
+    return (peaks.marginal_xy is not None and len(peaks.ref_xy) == 0 and len(peaks.marginal_xy) == 0)
+
+
+def blank_peaks_at(blanks: Sequence, threshold: float, min_pixel_snr: float, *, radius: float = 2.0,
+                   drop_ring_spots: bool = True) -> float:
+    """Mean number of peaks the program keeps on the ``blanks`` (:class:`~.evaluate.FramePeaks`)
+    at minimum confidence ``threshold`` and minimum pixel SNR ``min_pixel_snr``."""
+    from .evaluate import Scores
+
+    if not blanks:
+        return 0.0
+    n = 0
+    for peaks in blanks:
+        s = Scores()
+        peaks.score(s, threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
+        n += s.fp
+    return n / len(blanks)
+
+
 def _f1(summary: dict, complete_truth: bool = False) -> float:
     """The run's peak F1: against every truth peak when the truth is complete (real frames'
     lists, runs labelled by the SNR rule, whose every peak carries signal), else on the peaks of
@@ -170,7 +197,7 @@ def labelled_by_snr_rule(path) -> bool:
 def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = (), geometry=None, device="cpu",
                         grid=DEFAULT_GRID, snr_grid=DEFAULT_SNR_GRID, radius: float = 2.0,
                         max_frames: Optional[int] = None, drop_ring_spots: bool = True,
-                        peak_thresholds=DEFAULT_PEAK_THRESHOLDS) -> tuple:
+                        peak_thresholds=DEFAULT_PEAK_THRESHOLDS, max_blank_peaks: Optional[float] = DEFAULT_MAX_BLANK_PEAKS) -> tuple:
     """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over the minimum
     confidences ``grid`` times the minimum pixel SNRs ``snr_grid`` times the segmentation
     thresholds ``peak_thresholds`` (0: argmax): on the labelled runs
@@ -178,8 +205,11 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     SNR >= 6 (runs labelled by DIALS' test), on the real frames ``real`` ((frame file, DIALS spot
     list) pairs, one run per file) the F1 against the list; ties go to the lower pixel SNR, then
     the lower confidence, then argmax / the higher segmentation threshold.  The peaks are those the program keeps: powder-ring spots are dropped
-    unless ``drop_ring_spots`` is False.  The report's ``curve`` has one entry per pair
-    (``threshold`` the confidence, ``pixel_snr``, ``peak_threshold``)."""
+    unless ``drop_ring_spots`` is False.  Only points that keep at most ``max_blank_peaks`` peaks
+    per blank frame of the simulated runs (mean; :func:`is_blank`) compete, when the runs have
+    blank frames and any point does (None: no constraint); the report says whether the
+    constraint held (``blank_constraint``).  The report's ``curve`` has one entry per point
+    (``threshold`` the confidence, ``pixel_snr``, ``peak_threshold``, ``blank_peaks``)."""
     paths = [str(p) for p in paths]
     real = [(str(a), str(b)) for a, b in real]
     if not paths and not real:
@@ -196,7 +226,10 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     runs_with_frames = sorted({run for run, _ in records})
     complete = [labelled_by_snr_rule(p) for p in paths] + [True] * len(real)
     curve = []
+    n_blanks = 0
     for seg, records in by_threshold.items():
+        blanks = [peaks for _, peaks in records if is_blank(peaks)]
+        n_blanks = len(blanks)
         for snr in snr_grid:
             for t in grid:
                 per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
@@ -204,19 +237,31 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                 f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
                 curve.append({"threshold": float(t), "pixel_snr": float(snr), "peak_threshold": float(seg),
                               "mean_f1": float(np.mean(f1s)),
+                              "blank_peaks": blank_peaks_at(blanks, float(t), float(snr), radius=radius,
+                                                            drop_ring_spots=drop_ring_spots),
                               "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
                                                      "recall": per_run[k].get("peak_recall") if complete[k] else
                                                      per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
                                                      "f1": _f1(per_run[k], complete[k])} for k in runs_with_frames}})
-    best = max(curve, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"],
-                                     c["peak_threshold"] == 0, c["peak_threshold"]))
+    feasible = curve
+    constraint = "none"
+    if max_blank_peaks is not None and n_blanks:
+        feasible = [c for c in curve if c["blank_peaks"] <= max_blank_peaks]
+        constraint = f"held: <= {max_blank_peaks:g} peaks per blank frame ({n_blanks} blank frames)"
+        if not feasible:
+            feasible = curve
+            constraint = (f"no point keeps <= {max_blank_peaks:g} peaks per blank frame ({n_blanks} blank frames, "
+                          f"fewest {min(c['blank_peaks'] for c in curve):.1f}): the best F1 was taken")
+    best = max(feasible, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"],
+                                        c["peak_threshold"] == 0, c["peak_threshold"]))
     op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"],
                         peak_threshold=best["peak_threshold"], fitted_on=names,
                         objective="max mean over runs of peak F1 (simulated: against every truth peak when labelled by the "
                         "SNR rule, else SNR >= 6; real: against the spot lists)"
-                        + ("; powder-ring spots dropped" if drop_ring_spots else ""))
+                        + ("; powder-ring spots dropped" if drop_ring_spots else "")
+                        + (f"; at most {max_blank_peaks:g} peaks per blank frame" if constraint.startswith("held") else ""))
     argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0 and c["peak_threshold"] == 0), None)
-    return op, {"chosen": best, "argmax": argmax, "curve": curve}
+    return op, {"chosen": best, "argmax": argmax, "curve": curve, "blank_constraint": constraint}
 
 
 def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None) -> Path:
