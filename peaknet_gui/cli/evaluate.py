@@ -69,7 +69,7 @@ def register(sub) -> None:
                    "along their arcs (default: the auto-mask peaknet find and the GUI make)")
     p.add_argument("--fit-operating-point", action="store_true",
                    help="fit the minimum confidence and pixel SNR on the runs given (validation runs: seeds used nowhere else)")
-    p.add_argument("--max-blank-peaks", type=float, default=2.0, metavar="N",
+    p.add_argument("--max-blank-peaks", type=float, default=5.0, metavar="N",
                    help="with --fit-operating-point: only points that keep at most N peaks per blank frame of the "
                    "simulated runs (mean) compete (default: %(default)s; negative: no constraint)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
