@@ -4,6 +4,7 @@ AGIPD and LPD); EXtra-geom's nominal layouts checked pixel by pixel and assemble
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import numpy as np
@@ -25,6 +26,25 @@ def _port() -> int:
     with socket.socket() as so:
         so.bind(("127.0.0.1", 0))
         return so.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _simulated_bridge(detector: str, datagen: str, frames: int):
+    """The karabo-bridge package's simulator for ``detector`` and our run on it, holding a window of
+    ``frames`` pulses, filled and refreshed; both stopped afterwards."""
+    from karabo_bridge.server import SimServerInThread
+
+    port = _port()
+    srv = SimServerInThread(f"tcp://127.0.0.1:{port}", detector=detector, datagen=datagen, debug=False)
+    srv.start()
+    run = open_run(f"karabo-bridge://127.0.0.1:{port}", stream_options={"capacity": frames, "every_frame": True, **NOWAIT})
+    try:
+        assert wait_until(lambda: len(run.ring) >= frames, timeout=30)
+        run.refresh()
+        yield run
+    finally:
+        run.close()
+        srv.stop()
 
 
 def test_url_parsing():
@@ -73,17 +93,9 @@ def test_frames_received_equal_trains_fed():
 
 def test_simulated_agipd_assembles_with_extra_geom():
     pytest.importorskip("extra_geom")
-    from karabo_bridge.server import SimServerInThread
-
-    port = _port()
-    # online axis order; zeros: a train of random numbers takes the simulator seconds to make
-    srv = SimServerInThread(f"tcp://127.0.0.1:{port}", detector="AGIPD", datagen="zeros", debug=False)
-    srv.start()
+    # online axis order; zeros: a train of random numbers takes the simulator seconds to make;
     # one train is enough (268 MB each): the window of 64 pulses stops the requests
-    run = open_run(f"karabo-bridge://127.0.0.1:{port}", stream_options={"capacity": 64, "every_frame": True, **NOWAIT})
-    try:
-        assert wait_until(lambda: len(run.ring) >= 64, timeout=30)
-        run.refresh()
+    with _simulated_bridge("AGIPD", "zeros", 64) as run:
         f = run[3]
         assert f.shape == (16 * 512, 128) and f.metadata.extra["pulse_id"] == 3
         assert f.metadata.extra["train_id"] >= 10000000000
@@ -91,9 +103,6 @@ def test_simulated_agipd_assembles_with_extra_geom():
         g = run.geometry()
         assert g is not None and len(g.panels) == 128
         g.check_data_shape(f.shape, "AGIPD slab")
-    finally:
-        run.close()
-        srv.stop()
 
 
 def test_server_gone_reports_and_close_is_quick():
@@ -205,7 +214,6 @@ def test_simulated_lpd_frames_and_layout(monkeypatch, caplog):
     order (modules, fs, ss, pulses)), 4 pulses a train instead of its 300 (1.3 GB a train)."""
     pytest.importorskip("extra_geom")
     from karabo_bridge import simulation
-    from karabo_bridge.server import SimServerInThread
 
     made = []  # what the simulator generated, train by train (ids from 10000000000)
 
@@ -216,13 +224,7 @@ def test_simulated_lpd_frames_and_layout(monkeypatch, caplog):
 
     monkeypatch.setattr(simulation.LPD, "pulses", 4)
     monkeypatch.setattr(simulation.LPD, "random", recording_random)
-    port = _port()
-    srv = SimServerInThread(f"tcp://127.0.0.1:{port}", detector="LPD", datagen="random", debug=False)
-    srv.start()
-    run = open_run(f"karabo-bridge://127.0.0.1:{port}", stream_options={"capacity": 8, "every_frame": True, **NOWAIT})
-    try:
-        assert wait_until(lambda: len(run.ring) >= 8, timeout=30)
-        run.refresh()
+    with _simulated_bridge("LPD", "random", 8) as run:
         assert run.frame_shape() == (16 * 256, 256)
         g = run.geometry()
         assert g is not None and len(g.panels) == 256 and "LPD-1M" in caplog.text and "approximate" in caplog.text
@@ -235,9 +237,6 @@ def test_simulated_lpd_frames_and_layout(monkeypatch, caplog):
         f = run[7]
         assert np.array_equal(f.data, modules.reshape(16 * 256, 256))
         _assert_assembles_like_extra_geom(g, "LPD-1M", modules, f.data)
-    finally:
-        run.close()
-        srv.stop()
 
 
 def test_jungfrau_4m_one_source_per_module(caplog):
