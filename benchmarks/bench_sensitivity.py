@@ -256,11 +256,14 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         print(f"{name}: {n} frames")
         finders = {"peaknet": project_peaks(cxi, geom, work, "peaknet", args.weights, args.reuse)}
+        tags = {"peaknet": "peaknet"}  # finder -> name of its indexing files in the work folder
         for op in extra_points:
-            finders[f"peaknet c{op[0]:g} s{op[1]:g} t{op[2]:g}"] = project_peaks(cxi, geom, work, "peaknet", args.weights,
-                                                                               args.reuse, operating_point=op)
+            key = f"peaknet c{op[0]:g} s{op[1]:g} t{op[2]:g}"
+            finders[key] = project_peaks(cxi, geom, work, "peaknet", args.weights, args.reuse, operating_point=op)
+            tags[key] = key.replace(" ", "_")
         if not args.peaknet_only:
             finders["pf8 (project)"] = project_peaks(cxi, geom, work, "peakfinder8", reuse=args.reuse)
+            tags["pf8 (project)"] = "pf8"
         scores = {k: score(v, truth, n) for k, v in finders.items()}
         tuned = None
         if have_cf:
@@ -269,11 +272,11 @@ def main(argv=None) -> int:
             scores[key] = s
             report.setdefault("sweeps", {})[name] = sweep
             finders[key] = crystfel_peaks(str(work / f"pf8_t{tuned['threshold_photons']}_s{tuned['min_snr']:g}_p{tuned['min_pix_count']}.stream"))
+            tags[key] = "pf8_cf"
         indexed = {}
         if have_cf and not args.no_index:
             for k, v in finders.items():
-                tag = k.split()[0] + ("_cf" if "CrystFEL" in k else "") if k.count(" ") < 3 else k.replace(" ", "_")
-                indexed[k] = index_with(cxi, geom, cell, work, tag, v, n, truth, args.reuse)
+                indexed[k] = index_with(cxi, geom, cell, work, tags[k], v, n, truth, args.reuse)
         allt = np.concatenate([t for t in truth.values()]) if truth else np.zeros((0, 4))
         strong = allt[allt[:, 2] >= 6]
         hdr_snr = " ".join(f"{f'{a:g}-{b:g}' if np.isfinite(b) else f'>={a:g}':>5s}" for a, b in SNR_BINS)

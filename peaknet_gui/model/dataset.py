@@ -155,6 +155,16 @@ class LabelledRun:
             bad |= self._read(self._mask, i, "mask") != 0
         return bad
 
+    def _sim_positions(self, i: int, kind: str) -> tuple:
+        """(fs, ss) of frame ``i``'s ``/entry_1/sim/<kind>XPosRaw``, ``<kind>YPosRaw`` (``n<Kind>`` of
+        them; the simulator's run writer, ``_write_positions``), or (None, None) where the run has none."""
+        sim = self._f.get(SIM)
+        count = f"n{kind[0].upper()}{kind[1:]}"
+        if sim is None or count not in sim:
+            return None, None
+        k = int(sim[count][i])
+        return tuple(np.asarray(sim[f"{kind}{axis}PosRaw"][i, :k], dtype=np.float64) for axis in ("X", "Y"))
+
     def truth(self, i: int) -> Optional[TruthPeaks]:
         if RESULT not in self._f or "nPeaks" not in self._f[RESULT]:
             return None
@@ -164,17 +174,8 @@ class LabelledRun:
         ss = np.asarray(r["peakYPosRaw"][i, :n], dtype=np.float64)
         snr = np.asarray(r["peakSNR"][i, :n], dtype=np.float64) if "peakSNR" in r else None
         npix = np.asarray(r["peakNPixels"][i, :n], dtype=np.float64) if "peakNPixels" in r else None
-        mfs = mss = None
-        sim = self._f.get(SIM)
-        if sim is not None and "nMarginal" in sim:
-            k = int(sim["nMarginal"][i])
-            mfs = np.asarray(sim["marginalXPosRaw"][i, :k], dtype=np.float64)
-            mss = np.asarray(sim["marginalYPosRaw"][i, :k], dtype=np.float64)
-        ffs = fss = None
-        if sim is not None and "nFaint" in sim:
-            k = int(sim["nFaint"][i])
-            ffs = np.asarray(sim["faintXPosRaw"][i, :k], dtype=np.float64)
-            fss = np.asarray(sim["faintYPosRaw"][i, :k], dtype=np.float64)
+        mfs, mss = self._sim_positions(i, "marginal")
+        ffs, fss = self._sim_positions(i, "faint")
         return TruthPeaks(fs, ss, snr, mfs, mss, npix, ffs, fss)
 
     def close(self) -> None:
