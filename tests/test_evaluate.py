@@ -53,6 +53,37 @@ def test_perfect_predictions_score_one(tmp_path, monkeypatch):
     assert d0["artifact_iou"] == 1.0
 
 
+def test_evaluation_masks_the_runs_hot_pixels_as_the_program_does(tmp_path):
+    """A stuck pixel (5000 counts in every frame of a Poisson background of 2) that the network
+    calls a peak is a false positive unless the run's hot pixels are masked -- the program masks
+    them (HotPixelTracker), so evaluation and the operating-point fit must too."""
+    import h5py
+
+    path = make_labelled_run(tmp_path / "r.cxi", n_frames=6, shape=(64, 64), n_peaks=3, ring=False)
+    with h5py.File(path, "r+") as f:
+        data = f["/entry_1/data_1/data"]
+        stack = data[()]
+        stack[:, 30, 40] = 5000.0
+        data[...] = stack
+        labels = f["/entry_1/data_1/labels"][0]
+    assert labels[30, 40] == 0
+    calls_it_a_peak = labels.copy()
+    calls_it_a_peak[30, 40] = 1
+    net = Oracle(calls_it_a_peak)
+    raw = evaluate_labelled_runs(net, [str(path)], max_frames=1, hot_pixels=False)
+    masked = evaluate_labelled_runs(net, [str(path)], max_frames=1)
+    assert raw["peak_fp"] == masked["peak_fp"] + 1 and raw["peak_tp"] == masked["peak_tp"]
+
+    from peaknet_gui.model.dataset import LabelledRun
+
+    run = LabelledRun(path)
+    try:
+        assert not run.bad(0)[30, 40]
+        assert run.mask_hot_pixels() == 1 and run.bad(0)[30, 40] and run.bad(0).sum() == 1
+    finally:
+        run.close()
+
+
 def test_spots_csv_corner_convention_and_raw_columns(tmp_path):
     p = tmp_path / "a.spots.csv"
     p.write_text("panel,x_fast_px,y_slow_px,intensity_sum\n0,10.5,20.5,5\n0,1.0,2.0,3\n")

@@ -169,6 +169,13 @@ def test_missing_or_bad_operating_point_means_argmax(raw):
     assert OperatingPoint.from_metadata(raw).peak_min_pixel_snr == 0.0
 
 
+def test_photon_floor_only_where_the_sidecar_says_so():
+    """Sidecars fitted before the photon floor (no key) keep the pixel SNR of their fit."""
+    assert OperatingPoint.from_metadata({"operating_point": {"peak_min_pixel_snr": 7}}).pixel_snr_photon_floor is False
+    assert OperatingPoint.from_metadata({"operating_point": {"pixel_snr_photon_floor": "yes"}}).pixel_snr_photon_floor is False
+    assert OperatingPoint.from_metadata({"operating_point": {"pixel_snr_photon_floor": True}}).pixel_snr_photon_floor is True
+
+
 @pytest.mark.parametrize("value", ["x", -1, float("inf"), None])
 def test_bad_pixel_snr_in_the_sidecar_means_no_test(value):
     op = OperatingPoint.from_metadata({"operating_point": {"peak_min_confidence": 0.5, "peak_min_pixel_snr": value}})
@@ -185,6 +192,11 @@ def test_cli_fit_writes_and_evaluate_uses_it(tmp_path, capsys):
     chosen = fit["operating_point"]["peak_min_confidence"]
     chosen_snr = fit["operating_point"]["peak_min_pixel_snr"]
     assert chosen == fit["chosen"]["threshold"] and chosen_snr == fit["chosen"]["pixel_snr"] and len(fit["curve"]) > 10
+    assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--fit-operating-point"]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.strip().startswith("pixel SNR")]
+    assert len(rows) == len({c["pixel_snr"] for c in fit["curve"]}) and all("worst blank frame" in r for r in rows)
+    assert f"peak_min_confidence {chosen:g}, peak_min_pixel_snr {chosen_snr:g}" in text and "not written" in text
     assert cli(["evaluate", "--weights", str(w), "--data", str(run), "--json"]) == 0
     used = json.loads(capsys.readouterr().out)
     assert used["min_confidence"] == chosen and used["min_pixel_snr"] == chosen_snr
@@ -240,6 +252,30 @@ def test_fit_keeps_blank_frames_blank(monkeypatch):
     assert held.peak_min_confidence == 0.55 and rep["chosen"]["blank_peaks"] == 0.0
     assert rep["chosen"]["mean_f1"] == pytest.approx(0.75) and rep["blank_constraint"].startswith("held")
     assert "blank frame" in held.objective
+    assert held.pixel_snr_photon_floor is True and held.as_dict()["pixel_snr_photon_floor"] is True
     none_fits, rep_none = fit_operating_point(None, ["val.cxi"], max_blank_peaks=2.0, grid=(0.0,), snr_grid=(0.0,),
                                               peak_thresholds=(0.0,))
     assert none_fits.peak_min_confidence == 0.0 and rep_none["blank_constraint"].startswith("no point")
+
+
+def test_blank_constraint_holds_on_every_blank_frame_not_on_the_mean(monkeypatch):
+    """Three clean blank frames and one with six unsure noise peaks average 1.5 peaks per blank,
+    yet the fourth frame reads as a hit: the constraint binds on the worst blank frame."""
+    import peaknet_gui.model.operating_point as opm
+    from peaknet_gui.model.evaluate import FramePeaks
+
+    truth = np.array([[10.0 + 12 * k, 20.0] for k in range(10)])
+    hit = FramePeaks("val.cxi//0", truth.copy(), np.array([0.9] * 6 + [0.5] * 4), truth, np.full(10, 10.0),
+                     np.zeros((0, 2)))
+    none = np.zeros((0, 2))
+    clean = [FramePeaks(f"val.cxi//{k}", none, np.zeros(0), none, np.zeros(0), none) for k in (1, 2, 3)]
+    noise = np.array([[15.0 + 20 * k, 60.0] for k in range(6)])
+    noisy = FramePeaks("val.cxi//4", noise, np.full(6, 0.5), none, np.zeros(0), none)
+    records = [(0, hit)] + [(0, b) for b in clean] + [(0, noisy)]
+    monkeypatch.setattr(opm, "collect_frames", lambda *a, **k: {0.0: records})
+    op, rep = fit_operating_point(None, ["val.cxi"], max_blank_peaks=5.0, grid=(0.0, 0.55), snr_grid=(0.0,),
+                                  peak_thresholds=(0.0,))
+    assert op.peak_min_confidence == 0.55
+    assert rep["chosen"]["blank_peaks_max"] == 0 and rep["blank_constraint"].startswith("held")
+    argmax = rep["argmax"]
+    assert argmax["blank_peaks"] == pytest.approx(1.5) and argmax["blank_peaks_max"] == 6

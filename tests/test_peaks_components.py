@@ -251,3 +251,45 @@ def test_pixel_snr_is_the_brightest_pixel_over_the_local_noise_whatever_the_gain
         assert len(kept) == 1 and kept.ss[0] == pytest.approx(20.0, abs=0.5) and kept.fs[0] == pytest.approx(20.0, abs=0.5)
         seen.append(snr)
     np.testing.assert_allclose(seen[0], seen[1], rtol=1e-6)
+
+
+def _counting_frame(gain: float = 25.0, read_noise: float = 3.0, seed: int = 3):
+    """A nearly empty CSPAD-like frame (0.03 photons per pixel, 25 ADU per photon, read noise 3 ADU)
+    with one stray photon at (20, 20) and a 12-photon one-pixel spot at (60, 60)."""
+    rng = np.random.default_rng(seed)
+    photons = rng.poisson(0.03, (96, 96)).astype(np.float64)
+    photons[16:25, 16:25] = 0
+    photons[56:65, 56:65] = 0
+    photons[20, 20] = 1
+    photons[60, 60] = 12
+    data = photons * gain + rng.normal(0, read_noise, photons.shape) + 10.0
+    mask = np.zeros(data.shape, bool)
+    mask[20, 20] = mask[60, 60] = True
+    return data, mask
+
+
+@pytest.mark.parametrize("adu_per_photon, adu_per_ev", [(25.0, None), (None, 25.0 / 9500.0)])
+def test_photon_floor_one_photon_is_no_spot(adu_per_photon, adu_per_ev):
+    """Against the read noise alone a stray photon stands ~8 sigmas high; against at least one
+    photon (the simulator's truth rule) it stands 1, while a 12-photon spot keeps 12."""
+    data, mask = _counting_frame()
+    panel = Panel("p", 0, 95, 0, 95, res=1 / 110e-6, clen=0.1, adu_per_photon=adu_per_photon, adu_per_ev=adu_per_ev)
+    geom = Geometry(panels=[panel], photon_energy_ev=9500.0, clen=0.1)
+    plain = peaks_from_mask(data, mask, geometry=geom)
+    floored = peaks_from_mask(data, mask, geometry=geom, photon_floor=True)
+    order = np.argsort(plain.max_intensity)
+    stray, spot = order
+    assert plain.max_snr[stray] > 5 and floored.max_snr[stray] == pytest.approx(1.0, abs=0.3)
+    assert floored.max_snr[spot] == pytest.approx(12.0, abs=1.0) and plain.max_snr[spot] > 50
+    np.testing.assert_allclose(floored.snr, plain.snr)  # peakfinder8's SNR is unchanged
+    kept = peaks_from_mask(data, mask, geometry=geom, photon_floor=True, min_pixel_snr=5.0)
+    assert len(kept) == 1 and kept.fs[0] == pytest.approx(60.0, abs=0.1)
+
+
+def test_photon_floor_needs_the_gain():
+    """No gain in the geometry (or no geometry): the local sigma alone, as before."""
+    data, mask = _counting_frame()
+    geom = Geometry(panels=[Panel("p", 0, 95, 0, 95, res=1 / 110e-6, clen=0.1)], photon_energy_ev=9500.0, clen=0.1)
+    plain = peaks_from_mask(data, mask, geometry=geom)
+    np.testing.assert_allclose(peaks_from_mask(data, mask, geometry=geom, photon_floor=True).max_snr, plain.max_snr)
+    np.testing.assert_allclose(peaks_from_mask(data, mask, photon_floor=True).max_snr, plain.max_snr)

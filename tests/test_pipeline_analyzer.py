@@ -221,3 +221,27 @@ def test_default_minimum_confidence_is_the_weights_operating_point(tmp_path):
     an.predictor
     assert an.min_pixel_snr() == 6.5
     assert an.min_pixel_snr(FinderSettings(min_pixel_snr=0.0)) == 0.0
+    assert an.pixel_snr_photon_floor() is False  # fitted before the photon floor
+    write_operating_point(w, OperatingPoint(0.7, peak_min_pixel_snr=6.5, pixel_snr_photon_floor=True))
+    an = FrameAnalyzer("peaknet", weights=w, device="cpu", backend="torch")
+    an.predictor
+    assert an.pixel_snr_photon_floor() is True and an.min_pixel_snr() == 6.5
+
+
+def test_photon_floor_of_the_operating_point_reaches_the_peaks(monkeypatch):
+    """With the weights' photon floor on, the analyser measures pixel SNRs against at least one
+    photon of the geometry's gain: a stray photon on an empty CSPAD-like background is no spot."""
+    from peaknet_gui.geometry import Geometry, Panel
+
+    rng = np.random.default_rng(11)
+    frame, _ = simulated_frame(rng, amplitude=60.0)
+    panel = Panel("p", 0, frame.shape[1] - 1, 0, frame.shape[0] - 1, res=1 / 110e-6, clen=0.1, adu_per_photon=50.0)
+    geom = Geometry(panels=[panel], photon_energy_ev=9500.0, clen=0.1)
+    an, _ = analyzer()
+    an.geometry_for = lambda fr: geom
+    plain = an.analyze([frame])[0].peaks
+    monkeypatch.setattr(FrameAnalyzer, "pixel_snr_photon_floor", lambda self: True)
+    floored = an.analyze([frame])[0].peaks
+    assert len(plain) == len(floored) >= 4
+    np.testing.assert_array_equal(plain.fs, floored.fs)
+    assert np.all(floored.max_snr <= plain.max_snr) and np.any(floored.max_snr < plain.max_snr)

@@ -70,8 +70,8 @@ def register(sub) -> None:
     p.add_argument("--fit-operating-point", action="store_true",
                    help="fit the minimum confidence and pixel SNR on the runs given (validation runs: seeds used nowhere else)")
     p.add_argument("--max-blank-peaks", type=float, default=5.0, metavar="N",
-                   help="with --fit-operating-point: only points that keep at most N peaks per blank frame of the "
-                   "simulated runs (mean) compete (default: %(default)s; negative: no constraint)")
+                   help="with --fit-operating-point: only points that keep at most N peaks on every blank frame of "
+                   "the simulated runs compete (default: %(default)s; negative: no constraint)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
@@ -166,14 +166,15 @@ def run(args) -> int:
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
-              "min_pixel_snr": min_snr, "peak_threshold": seg or 0.0,
+              "min_pixel_snr": min_snr, "peak_threshold": seg or 0.0, "pixel_snr_photon_floor": op.pixel_snr_photon_floor,
               "drop_ring_spots": drop, "whole_rings": whole}
     if shared:
         report["shared_with_training"] = shared
     if labelled:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
                                    max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
-                                   whole_rings=whole, min_pixel_snr=min_snr, peak_threshold=seg)
+                                   whole_rings=whole, min_pixel_snr=min_snr, peak_threshold=seg,
+                                   photon_floor=op.pixel_snr_photon_floor)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -188,7 +189,7 @@ def run(args) -> int:
                 ref = read_spots_csv(spots, geom)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
                                  min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole,
-                                 min_pixel_snr=min_snr, peak_threshold=seg)
+                                 min_pixel_snr=min_snr, peak_threshold=seg, photon_floor=op.pixel_snr_photon_floor)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -242,18 +243,28 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     print(f"weights {info.path}: mean peak F1 over {len(names)} runs (simulated: SNR >= 6) by minimum confidence, "
           f"at minimum pixel SNR {chosen['pixel_snr']:g}, segmentation threshold "
           f"{chosen['peak_threshold'] or 'argmax'}")
-    print("  conf   mean  blank " + "  ".join(f"{n[:18]:>18s}" for n in names))
+    print("  conf   mean  blank(mean/most) " + "  ".join(f"{n[:18]:>18s}" for n in names))
     for c in rep["curve"]:
         if c["pixel_snr"] != chosen["pixel_snr"] or c["peak_threshold"] != chosen["peak_threshold"]:
             continue
         mark = " <" if c is chosen else ""
-        print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f} {c.get('blank_peaks', 0.0):5.1f}  "
+        print(f"  {c['threshold']:.3f}  {c['mean_f1']:.4f} {c.get('blank_peaks', 0.0):5.1f} / {c.get('blank_peaks_max', 0):3d}  "
               + "  ".join(f"{_fmt(c['per_run'][n]['f1']):>18s}" for n in names) + mark)
-    print("best mean F1 by minimum pixel SNR:")
+    limit = rep.get("max_blank_peaks")
+    print("best mean F1 by minimum pixel SNR" + (f" (in brackets: within the blank-frame limit of {limit:g})" if limit is not None else "") + ":")
     for snr in sorted({c["pixel_snr"] for c in rep["curve"]}):
-        b = max((c for c in rep["curve"] if c["pixel_snr"] == snr), key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
-        print(f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}, "
-              f"segmentation threshold {b['peak_threshold'] or 'argmax'}")
+        row = [c for c in rep["curve"] if c["pixel_snr"] == snr]
+        b = max(row, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+        line = (f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}, "
+                f"segmentation threshold {b['peak_threshold'] or 'argmax'}, worst blank frame {b.get('blank_peaks_max', 0)} peaks")
+        ok = [c for c in row if limit is not None and c.get("blank_peaks_max", 0) <= limit]
+        if ok:
+            f = max(ok, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+            line += (f" ({f['mean_f1']:.4f} at confidence {f['threshold']:g}, segmentation threshold "
+                     f"{f['peak_threshold'] or 'argmax'}, worst blank {f.get('blank_peaks_max', 0)})")
+        elif limit is not None:
+            line += " (none within the limit)"
+        print(line)
     print(f"blank frames: {rep.get('blank_constraint', 'none')}")
     print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}, "
           f"peak_threshold {op.peak_threshold:g} (0 = argmax)"

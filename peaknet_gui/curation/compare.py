@@ -34,7 +34,8 @@ def compare(before: str, after: str, data: Sequence[str], *, device: str = "cpu"
             op = OperatingPoint.from_metadata(info.metadata)
             out["min_confidence"], out["min_pixel_snr"] = op.peak_min_confidence, op.peak_min_pixel_snr
         d = evaluate_labelled_runs(net, list(data), device=dev, min_confidence=op.peak_min_confidence,
-                                   min_pixel_snr=op.peak_min_pixel_snr, peak_threshold=op.segmentation_threshold)
+                                   min_pixel_snr=op.peak_min_pixel_snr, peak_threshold=op.segmentation_threshold,
+                                   photon_floor=op.pixel_snr_photon_floor)
         out[name] = {k: d[k] for k in KEYS if k in d}
         out[name]["weights"] = info.path
         out[name]["sha256"] = info.sha256

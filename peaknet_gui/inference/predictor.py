@@ -157,6 +157,7 @@ class Predictor:
         self.peak_min_confidence = op.peak_min_confidence
         self.peak_min_pixel_snr = op.peak_min_pixel_snr
         self.peak_threshold = op.segmentation_threshold  # None: argmax
+        self.peak_pixel_snr_photon_floor = op.pixel_snr_photon_floor
 
     # --- device and backend -----------------------------------------------------------------
     @property

@@ -110,6 +110,7 @@ class LabelledRun:
             self.close()
             raise InputError(f"{self.path}: labels shape {self._labels.shape} does not match data shape {self._data.shape}")
         self._mask = self._f[MASK] if MASK in self._f else None
+        self._hot: Optional[np.ndarray] = None  # the run's hot and dead pixels (mask_hot_pixels)
         self.geometry = self._read_geometry()  # the run's .geom beside it, None without one
         self.panels = None if self.geometry is None or len(self.geometry.panels) <= 1 else [
             p.slices() for p in self.geometry.panels]
@@ -148,12 +149,33 @@ class LabelledRun:
         return self._read(self._labels, i, "labels")
 
     def bad(self, i: int, data: Optional[np.ndarray] = None) -> np.ndarray:
-        """Bad pixels: the run's mask (non-zero) and NaN/inf values."""
+        """Bad pixels: the run's mask (non-zero), NaN/inf values and, after :meth:`mask_hot_pixels`,
+        the run's hot and dead pixels."""
         data = self.data(i) if data is None else data
         bad = ~np.isfinite(data) if data.dtype.kind == "f" else np.zeros(data.shape, dtype=bool)
         if self._mask is not None:
             bad |= self._read(self._mask, i, "mask") != 0
+        if self._hot is not None and self._hot.shape == bad.shape:
+            bad |= self._hot
         return bad
+
+    def mask_hot_pixels(self, max_frames: int = 16) -> int:
+        """From now on count the run's hot and dead pixels as bad, found as the program finds them
+        (:class:`~peaknet_gui.masks.hot_pixels.HotPixelTracker` over up to ``max_frames`` frames
+        spread over the run, as :func:`~peaknet_gui.pipeline.hot_scan.prime_hot_pixels` primes the
+        analyser): evaluation then scores the peaks the program reports, not stuck pixels it never
+        shows.  Returns how many pixels were flagged (0 where the run is too short to decide)."""
+        from ..masks.hot_pixels import HotPixelTracker
+
+        self._hot = None
+        tracker = HotPixelTracker()
+        for i in np.unique(np.linspace(0, len(self) - 1, min(max_frames, len(self))).round().astype(int)):
+            data = self.data(int(i))
+            tracker.update(data, self.bad(int(i), data), key=int(i))
+        hot = tracker.run_mask()
+        if hot is not None and hot.any():
+            self._hot = hot
+        return 0 if self._hot is None else int(self._hot.sum())
 
     def _sim_positions(self, i: int, kind: str) -> tuple:
         """(fs, ss) of frame ``i``'s ``/entry_1/sim/<kind>XPosRaw``, ``<kind>YPosRaw`` (``n<Kind>`` of

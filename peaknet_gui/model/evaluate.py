@@ -281,15 +281,16 @@ class FramePeaks:
 
 
 def labelled_frame_peaks(net, run, i: int, *, device="cpu", data: Optional[np.ndarray] = None,
-                         peak_threshold: Optional[float] = None) -> tuple:
+                         peak_threshold: Optional[float] = None, photon_floor: bool = False) -> tuple:
     """(:class:`FramePeaks` or None without truth peaks, class map, labels, bad) of frame ``i``
     of a :class:`~.dataset.LabelledRun` (``data``: the frame when the caller has read it); peak
-    pixels by ``peak_threshold`` (None: argmax)."""
-    return labelled_frame_peaks_at(net, run, i, (peak_threshold,), device=device, data=data)[0]
+    pixels by ``peak_threshold`` (None: argmax); ``photon_floor``: pixel SNRs against at least one
+    photon (:func:`~peaknet_gui.peaks.components.peaks_from_mask`)."""
+    return labelled_frame_peaks_at(net, run, i, (peak_threshold,), device=device, data=data, photon_floor=photon_floor)[0]
 
 
 def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional[float]], *, device="cpu",
-                            data: Optional[np.ndarray] = None) -> list:
+                            data: Optional[np.ndarray] = None, photon_floor: bool = False) -> list:
     """:func:`labelled_frame_peaks` at each of ``peak_thresholds``: the frame, its labels and
     truth are read and the model runs once."""
     data = run.data(i) if data is None else data
@@ -304,7 +305,8 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
         if truth is None:
             out.append((None, pred, labels, bad))
             continue
-        found = peaks_from_mask(clean, pred == 1, bad=bad, score=peak_prob)
+        found = peaks_from_mask(clean, pred == 1, bad=bad, score=peak_prob, geometry=run.geometry if photon_floor else None,
+                                photon_floor=photon_floor)
         fxy = _xy(found)
         iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
         ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
@@ -338,9 +340,11 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
 
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
                             min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                            min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
+                            min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
+                            photon_floor: bool = False) -> dict:
     data = run.data(i)
-    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=peak_threshold)
+    peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=peak_threshold,
+                                                    photon_floor=photon_floor)
     pred = program_classes(pred, data, bad, run.geometry, None if peaks is None else peaks.found,
                            min_confidence, drop_ring_spots, whole_rings, min_pixel_snr)
     scores.add_pixels(pred, labels, ~bad)
@@ -416,15 +420,17 @@ def find_spots_file(data_path) -> Optional[Path]:
 
 
 def real_frame_peaks(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, *, geometry=None,
-                     device="cpu", name: str = "", peak_threshold: Optional[float] = None) -> tuple:
+                     device="cpu", name: str = "", peak_threshold: Optional[float] = None,
+                     photon_floor: bool = False) -> tuple:
     """(:class:`FramePeaks` against the reference spots ``ref_xy``, class map) of a real frame;
     per panel when ``geometry`` has several; peak pixels by ``peak_threshold`` (None: argmax)."""
-    return real_frame_peaks_at(net, data, bad, ref_xy, (peak_threshold,), geometry=geometry, device=device, name=name)[0]
+    return real_frame_peaks_at(net, data, bad, ref_xy, (peak_threshold,), geometry=geometry, device=device, name=name,
+                               photon_floor=photon_floor)[0]
 
 
 def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray,
                         peak_thresholds: Sequence[Optional[float]], *, geometry=None, device="cpu",
-                        name: str = "") -> list:
+                        name: str = "", photon_floor: bool = False) -> list:
     """:func:`real_frame_peaks` at each of ``peak_thresholds`` (the model runs once)."""
     panels = [p.slices() for p in geometry.panels] if geometry is not None and len(geometry.panels) > 1 else None
     argmax, peak_prob, art_prob = predict_maps(net, data, bad, panels, device=device)
@@ -432,7 +438,8 @@ def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy
     out = []
     for t in peak_thresholds:
         pred = thresholded_classes(argmax, peak_prob, art_prob, t)
-        found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels else None, score=peak_prob)
+        found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels or photon_floor else None,
+                                score=peak_prob, photon_floor=photon_floor)
         out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy,
                                ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found), pred))
     return out
@@ -441,9 +448,10 @@ def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy
 def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: np.ndarray, scores: Scores,
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
                      min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                     min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
+                     min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
+                     photon_floor: bool = False) -> dict:
     peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name,
-                                   peak_threshold=peak_threshold)
+                                   peak_threshold=peak_threshold, photon_floor=photon_floor)
     pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings,
                            min_pixel_snr)
     rec = peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
@@ -454,19 +462,24 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
-                           min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None) -> dict:
+                           min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
+                           hot_pixels: bool = True, photon_floor: bool = False) -> dict:
+    """Scores of the runs ``paths``; with ``hot_pixels`` each run's hot and dead pixels are masked
+    first, as the program masks them (:meth:`~.dataset.LabelledRun.mask_hot_pixels`)."""
     from .dataset import LabelledRun
 
     scores = Scores()
     for p in paths:
         run = LabelledRun(p)
         try:
+            if hot_pixels:
+                run.mask_hot_pixels()
             n = len(run) if max_frames is None else min(len(run), max_frames)
             for i in range(n):
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
                                         min_confidence=min_confidence, drop_ring_spots=drop_ring_spots,
                                         whole_rings=whole_rings, min_pixel_snr=min_pixel_snr,
-                                        peak_threshold=peak_threshold)
+                                        peak_threshold=peak_threshold, photon_floor=photon_floor)
         finally:
             run.close()
     d = scores.summary()

@@ -10,7 +10,10 @@ Python loop per peak:
 * the intensity-weighted centroid with background-subtracted weights (negative weights
   clipped to 0; pixel-index coordinates, centre of the first pixel at 0, 0),
 * the SNR as peakfinder8 defines it: total intensity / local background sigma, and the
-  brightest pixel's (``max_snr``: background-subtracted maximum / local background sigma),
+  brightest pixel's (``max_snr``: background-subtracted maximum / local background sigma; with
+  ``photon_floor`` the sigma is at least one photon where the geometry gives the detector's gain,
+  as in the simulator's truth: on a nearly empty background a single photon stands many read-noise
+  sigmas high, yet one photon is no spot),
 * the panel and the resolution 1/d (inverse Angstrom) from the geometry;
 * with a ``score`` map, the highest score of the component (``confidence``).
 
@@ -32,7 +35,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..geometry import Geometry
 from .background import ring_stats
-from .detmaps import DetectorMaps, detector_maps, peak_resolution
+from .detmaps import DetectorMaps, detector_maps, peak_resolution, photon_adu
 from .peaklist import PeakList
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -101,6 +104,7 @@ def peaks_from_mask(
     score: Optional[np.ndarray] = None,
     min_score: float = 0.0,
     min_pixel_snr: float = 0.0,
+    photon_floor: bool = False,
 ) -> PeakList:
     """Peaks (one per 8-connected component of ``peak_mask``) of a 2-D frame.
 
@@ -112,7 +116,8 @@ def peaks_from_mask(
     is ``ring_width`` pixels wide.  ``maps`` may pass precomputed :func:`detector_maps`.
     ``score`` (same shape as ``data``, e.g. the peak probability) with ``min_score`` > 0: components
     whose highest score is below ``min_score`` are dropped; with ``min_pixel_snr`` > 0, components
-    whose ``max_snr`` is below it.
+    whose ``max_snr`` is below it.  ``photon_floor``: ``max_snr`` against max(local sigma, one
+    photon) where the geometry knows the gain (:func:`~.detmaps.photon_adu`).
     """
     data = np.asarray(data)
     peak_mask = np.asarray(peak_mask, dtype=bool)
@@ -197,6 +202,10 @@ def peaks_from_mask(
 
     panel = panel_of_peak if panel_of_peak is not None else np.full(npk, -1, dtype=np.int32)
     resolution = peak_resolution(geometry, panel, fs, ss, photon_energy_ev)
+    pixel_sigma = sigma
+    if photon_floor:
+        one_photon = photon_adu(geometry, panel, photon_energy_ev)
+        pixel_sigma = np.where(one_photon > sigma, one_photon, sigma)
     peaks = PeakList(
         fs=fs,
         ss=ss,
@@ -207,7 +216,7 @@ def peaks_from_mask(
         panel=panel,
         resolution=resolution,
         confidence=best if best is not None else np.zeros(0),
-        max_snr=maximum / sigma,
+        max_snr=maximum / pixel_sigma,
     )
     if min_pixel_snr > 0:
         peaks = peaks.select(peaks.max_snr >= min_pixel_snr)

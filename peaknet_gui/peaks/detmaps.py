@@ -143,3 +143,24 @@ def peak_resolution(
         twotheta = np.arctan2(np.hypot(x, y), z)
         out[sel] = 2.0 * np.sin(twotheta / 2.0) / wavelength
     return out
+
+
+def photon_adu(geometry: Optional[Geometry], panel: np.ndarray, photon_energy_ev: Optional[float] = None) -> np.ndarray:
+    """One photon in detector units (ADU) on each given panel: the geometry's ``adu_per_photon``,
+    else ``adu_per_eV`` times the photon energy (``photon_energy_ev`` overrides the geometry's);
+    NaN where the geometry does not say (or the panel index is -1)."""
+    panel = np.asarray(panel)
+    out = np.full(panel.shape, np.nan)
+    if geometry is None or panel.size == 0:
+        return out
+    energy = photon_energy_ev if photon_energy_ev else geometry.photon_energy_ev
+    for i in np.unique(panel):
+        if i < 0 or i >= len(geometry.panels):
+            continue
+        p = geometry.panels[int(i)]
+        value = p.adu_per_photon
+        if not value and p.adu_per_ev and energy:
+            value = p.adu_per_ev * energy
+        if value and np.isfinite(value) and value > 0:
+            out[panel == i] = float(value)
+    return out

@@ -283,6 +283,11 @@ class FrameAnalyzer:
         """The pixel SNR a peak needs: the settings' value, else the loaded weights' operating point."""
         return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr")
 
+    def pixel_snr_photon_floor(self) -> bool:
+        """Whether the pixel SNR is taken against at least one photon (the loaded weights'
+        operating point says; :func:`~peaknet_gui.peaks.components.peaks_from_mask`)."""
+        return bool(getattr(self._predictor, "peak_pixel_snr_photon_floor", False)) if self._predictor is not None else False
+
     def peak_threshold(self, finder: Optional[FinderSettings] = None) -> Optional[float]:
         """Peak pixels' probability threshold: the settings' value, else the loaded weights'
         operating point; None: argmax (the peak class wins)."""
@@ -353,6 +358,7 @@ class FrameAnalyzer:
             score=peak_prob,
             min_score=self.min_confidence(finder),
             min_pixel_snr=self.min_pixel_snr(finder),
+            photon_floor=self.pixel_snr_photon_floor(),
         )
         unreadable = frame.unusable if static is None else (static if frame.unusable is None else frame.unusable | static)
         peaks, rings, discs, ring_art = mask_powder_rings(
