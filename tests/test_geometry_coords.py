@@ -150,12 +150,26 @@ def test_geometry_from_metadata():
     assert g.panels[0].res == pytest.approx(1 / 75e-6) and g.mean_camera_length() == 0.2
     assert g.resolution(1030.2, 1100.7) == pytest.approx(0.0, abs=1e-12)
     assert g.comments == ["; Eiger2 X 4M firmware, geometry from the file header"]
+    assert g.panels[0].adu_per_photon == 1.0  # a counting detector: one count is one photon
     # energy is optional unless required
     g2 = geometry_from_metadata(FrameMetadata(detector_distance_m=0.2, pixel_size_m=75e-6, beam_center_fs=1.0,
                                               beam_center_ss=2.0), (10, 10))
     assert g2.photon_energy_ev is None
+    assert g2.panels[0].adu_per_photon is None  # no detector named: the gain is unknown
     with pytest.raises(GeometryError, match="photon energy is unknown"):
         g2.resolution(0, 0)
+
+
+@pytest.mark.parametrize("name, counting", [("PILATUS3 6M, S/N 60-0119", True), ("Dectris EIGER2 X 16M", True),
+                                            ("pilatus 2M", True), ("Rayonix MX340-HS", False), ("CSPAD", False),
+                                            ("JUNGFRAU 4M", False), (None, False)])
+def test_photon_counting_detectors_by_name(name, counting):
+    from peaknet_gui.geometry.from_metadata import counts_photons
+
+    assert counts_photons(name) is counting
+    meta = FrameMetadata(detector_distance_m=0.2, pixel_size_m=75e-6, beam_center_fs=1.0, beam_center_ss=2.0,
+                         detector=name)
+    assert geometry_from_metadata(meta, (10, 10)).panels[0].adu_per_photon == (1.0 if counting else None)
 
 
 @pytest.mark.parametrize(

@@ -61,4 +61,18 @@ def geometry_from_metadata(
     geom.source = source
     if meta.detector:
         geom.comments = [f"; {' '.join(str(meta.detector).split())}, geometry from the file header"]
+        if counts_photons(meta.detector):
+            geom.panels[0].adu_per_photon = 1.0
     return geom
+
+
+#: detector families whose pixels count photons: one count is one photon
+PHOTON_COUNTING = ("PILATUS", "EIGER")
+
+
+def counts_photons(detector: Optional[str]) -> bool:
+    """Whether the header's detector name (``Detector: PILATUS 6M, S/N ...``, an NeXus
+    ``description`` ``Dectris EIGER2 16M``) is a photon-counting detector, whose gain is then
+    known: 1 count per photon."""
+    name = " ".join(str(detector or "").upper().split())
+    return any(f in name for f in PHOTON_COUNTING)
