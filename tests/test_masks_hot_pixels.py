@@ -199,3 +199,15 @@ def test_lone_pixels_equal_the_rule_pixel_by_pixel(k_flat):
             want[y, c] = ok
     assert want[5, 5] and want[0, 0] and want[39, 49] and want[12, 30] and not want[30, 10] and not want[25, 40]
     np.testing.assert_array_equal(got, want)
+
+
+def test_priming_sample_spreads_over_the_run():
+    """The frames a run's hot pixels are decided from (the program's priming and the evaluation's):
+    first and last included, evenly spread, never more than asked, all of a short run."""
+    from peaknet_gui.masks.hot_pixels import PRIME_FRAMES, spread_sample
+
+    take = spread_sample(1000)
+    assert len(take) == PRIME_FRAMES and take[0] == 0 and take[-1] == 999
+    assert np.ptp(np.diff(take)) <= 1
+    assert spread_sample(5, 16).tolist() == [0, 1, 2, 3, 4]
+    assert spread_sample(0).size == 0 and spread_sample(10, 0).size == 0

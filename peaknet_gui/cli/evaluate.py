@@ -252,14 +252,17 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
               + "  ".join(f"{_fmt(c['per_run'][n]['f1']):>18s}" for n in names) + mark)
     limit = rep.get("max_blank_peaks")
     print("best mean F1 by minimum pixel SNR" + (f" (in brackets: within the blank-frame limit of {limit:g})" if limit is not None else "") + ":")
+    def by_f1(c):
+        return round(c["mean_f1"], 6), -c["threshold"]
+
     for snr in sorted({c["pixel_snr"] for c in rep["curve"]}):
         row = [c for c in rep["curve"] if c["pixel_snr"] == snr]
-        b = max(row, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+        b = max(row, key=by_f1)
         line = (f"  pixel SNR {snr:5g}: {b['mean_f1']:.4f} at confidence {b['threshold']:g}, "
                 f"segmentation threshold {b['peak_threshold'] or 'argmax'}, worst blank frame {b.get('blank_peaks_max', 0)} peaks")
         ok = [c for c in row if limit is not None and c.get("blank_peaks_max", 0) <= limit]
         if ok:
-            f = max(ok, key=lambda c: (round(c["mean_f1"], 6), -c["threshold"]))
+            f = max(ok, key=by_f1)
             line += (f" ({f['mean_f1']:.4f} at confidence {f['threshold']:g}, segmentation threshold "
                      f"{f['peak_threshold'] or 'argmax'}, worst blank {f.get('blank_peaks_max', 0)})")
         elif limit is not None:

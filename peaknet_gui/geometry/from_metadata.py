@@ -74,5 +74,5 @@ def counts_photons(detector: Optional[str]) -> bool:
     """Whether the header's detector name (``Detector: PILATUS 6M, S/N ...``, an NeXus
     ``description`` ``Dectris EIGER2 16M``) is a photon-counting detector, whose gain is then
     known: 1 count per photon."""
-    name = " ".join(str(detector or "").upper().split())
+    name = str(detector or "").upper()
     return any(f in name for f in PHOTON_COUNTING)

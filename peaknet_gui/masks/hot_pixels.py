@@ -39,6 +39,18 @@ import numpy as np
 from ..model.normalize import panel_stats
 
 
+#: frames of a run looked at to decide its hot pixels before analysing it
+PRIME_FRAMES = 16
+
+
+def spread_sample(n: int, max_frames: int = PRIME_FRAMES) -> np.ndarray:
+    """Positions 0 .. ``n`` - 1 of at most ``max_frames`` frames spread evenly over a run of ``n``
+    (first and last included): the frames a run's hot pixels are decided from."""
+    if n <= 0 or max_frames <= 0:
+        return np.zeros(0, dtype=int)
+    return np.unique(np.linspace(0, n - 1, min(max_frames, n)).round().astype(int))
+
+
 @dataclass
 class HotPixelSettings:
     """Thresholds of :class:`HotPixelTracker` (module doc)."""

@@ -159,19 +159,19 @@ class LabelledRun:
             bad |= self._hot
         return bad
 
-    def mask_hot_pixels(self, max_frames: int = 16) -> int:
+    def mask_hot_pixels(self, max_frames: Optional[int] = None) -> int:
         """From now on count the run's hot and dead pixels as bad, found as the program finds them
         (:class:`~peaknet_gui.masks.hot_pixels.HotPixelTracker` over up to ``max_frames`` frames
-        spread over the run, as :func:`~peaknet_gui.pipeline.hot_scan.prime_hot_pixels` primes the
-        analyser): evaluation then scores the peaks the program reports, not stuck pixels it never
+        spread over the run, by default as many as :func:`~peaknet_gui.pipeline.hot_scan.prime_hot_pixels`
+        primes the analyser with): evaluation then scores the peaks the program reports, not stuck pixels it never
         shows.  Returns how many pixels were flagged (0 where the run is too short to decide)."""
-        from ..masks.hot_pixels import HotPixelTracker
+        from ..masks.hot_pixels import PRIME_FRAMES, HotPixelTracker, spread_sample
 
         self._hot = None
         tracker = HotPixelTracker()
-        for i in np.unique(np.linspace(0, len(self) - 1, min(max_frames, len(self))).round().astype(int)):
-            data = self.data(int(i))
-            tracker.update(data, self.bad(int(i), data), key=int(i))
+        for i in spread_sample(len(self), PRIME_FRAMES if max_frames is None else max_frames).tolist():
+            data = self.data(i)
+            tracker.update(data, self.bad(i, data), key=i)
         hot = tracker.run_mask()
         if hot is not None and hot.any():
             self._hot = hot

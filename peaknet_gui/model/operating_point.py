@@ -12,7 +12,8 @@ figures of each component decide whether it is reported:
   on the frame's counts.  Where the network sees the shape of a spot whose counts fail that
   test (faint spots just below the labels' threshold, which a noise realisation tips either
   way), the photometric test makes the decision the labels make.  It is measured against the
-  empirical noise of the local background, so it needs no detector gain.
+  empirical noise of the local background, so it needs no detector gain (where the geometry
+  gives one, recent fits floor that noise at one photon: below).
 
 Where the geometry gives the detector's gain (``adu_per_photon`` / ``adu_per_eV``), fits made
 from 2026-12-07 on take the pixel SNR against max(local sigma, one photon)

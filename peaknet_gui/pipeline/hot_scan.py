@@ -7,13 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Optional, Sequence
 
-import numpy as np
-
 from ..errors import PeakNetError
+from ..masks.hot_pixels import PRIME_FRAMES, spread_sample
 
 log = logging.getLogger(__name__)
-
-PRIME_FRAMES = 16
 
 
 def prime_hot_pixels(source, analyzer, indices: Sequence[int], max_frames: int = PRIME_FRAMES) -> Optional[dict]:
@@ -26,8 +23,7 @@ def prime_hot_pixels(source, analyzer, indices: Sequence[int], max_frames: int =
     indices = list(indices)
     if tracker.ready or max_frames <= 0 or not indices:
         return tracker.report().as_dict()
-    take = np.unique(np.linspace(0, len(indices) - 1, min(max_frames, len(indices))).round().astype(int))
-    for k in take:
+    for k in spread_sample(len(indices), max_frames):
         try:
             frame = source[indices[k]]
         except PeakNetError:
