@@ -1,6 +1,8 @@
 """Hot pixels end to end: ``peaknet find`` on the demo run (67 hot pixels, thousands of counts at
-the same place in every frame) reports exactly the true hits of its crystal, blank and ring frames,
-keeps blank frames nearly empty (its calibrant frame: a known gap, marked), never reports a hot pixel as a peak and writes the hot pixels into the exported ``mask.h5``."""
+the same place in every frame) reports exactly the true hits of its crystal, blank, ring and
+calibrant frames (the powder-ring test takes the silver-behenate grains), keeps blank frames
+nearly empty, never reports a hot pixel as a peak and writes the hot pixels into the exported
+``mask.h5``."""
 
 from __future__ import annotations
 
@@ -44,9 +46,6 @@ def test_demo_crystal_hits_equal_truth_and_blanks_stay_empty(demo_find):
     assert blanks and max(blanks) <= 5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13, known gap of the v14 weights: on the demo's silver-behenate frame "
-                   "the network calls stretches of the innermost calibrant rings peaks (~35 components, "
-                   "the powder-ring test does not catch arcs that close to the beam); v3b did not")
 def test_demo_calibrant_frame_is_not_a_hit(demo_find):
     kinds, truth, frames, summary = _demo_frames(demo_find)
     assert kinds.count("calibrant") == 1

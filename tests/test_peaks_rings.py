@@ -8,7 +8,8 @@ from _pipeline_frames import ListSource, ring_frame
 from peaknet_gui.geometry import Geometry
 from peaknet_gui.model.evaluate import FramePeaks, Scores
 from peaknet_gui.peaks.peaklist import PeakList
-from peaknet_gui.peaks.rings import equivalent_radius_px, mask_spots, powder_ring_peaks, ring_annuli, split_ring_peaks
+from peaknet_gui.peaks.rings import (RingTest, equivalent_azimuth, equivalent_radius_px, mask_spots, powder_ring_peaks,
+                                     ring_annuli, split_ring_peaks)
 from peaknet_gui.pipeline.analyzer import FrameAnalyzer
 from peaknet_gui.pipeline.run import run_analysis
 from peaknet_gui.pipeline.settings import FinderSettings
@@ -47,10 +48,62 @@ def test_the_spots_of_a_ring_are_found_among_bragg_peaks():
     assert not powder_ring_peaks(np.array([np.nan] * 10)).any()
 
 
+def calibrant_orders(rng, spacing=15.6, counts=(8, 4, 9, 11, 1), spread=0.3):
+    """Radii and azimuths of a spotty calibrant: ring n at n * ``spacing`` px holds ``counts[n-1]``
+    grains at random azimuths (the demo's silver-behenate frame, as v14 sees it)."""
+    r = np.concatenate([n * spacing + rng.normal(0, spread, k) for n, k in enumerate(counts, start=1)])
+    return r, rng.uniform(-np.pi, np.pi, len(r))
+
+
+def test_close_calibrant_orders_hide_each_other_no_more():
+    rng = np.random.default_rng(21)
+    r, az = calibrant_orders(rng)
+    r = np.concatenate([r, [22.5, 39.3]])  # two Bragg-like strays between the rings
+    az = np.concatenate([az, [0.3, 2.0]])
+    # the 2-px annulus alone (the test before): each ring's context holds its neighbours
+    assert not powder_ring_peaks(r, RingTest(widths_px=(2.0,), max_rounds=1)).any()
+    flags = powder_ring_peaks(r, azimuth=az)
+    # rings n = 1, 3, 4 (8 + 9 + 11 spots) go; ring 2 (4 spots) and the strays stay
+    assert flags[:8].all() and flags[12:32].all() and not flags[8:12].any() and not flags[32:].any()
+    assert len(ring_annuli(r, azimuth=az)) == 3
+
+
+def zone_axis_still(rng, hmax=10, keep_sets=0.5, missing=0.2, a=79.1, wavelength=1.3, length_px=1000.0):
+    """Radii and azimuths of a still at a tetragonal zone axis: the (h k 0) reflections come in
+    sets of 4 or 8 symmetry equivalents at one radius, Friedel mates included; some missing."""
+    r, az = [], []
+    for h in range(hmax + 1):
+        for k in range(h + 1):
+            if (h, k) == (0, 0) or rng.random() > keep_sets:
+                continue
+            radius = length_px * np.tan(2 * np.arcsin(wavelength * np.hypot(h, k) / (2 * a)))
+            for u, v in {(sh * h, sk * k) for sh in (1, -1) for sk in (1, -1)} | {(sk * k, sh * h) for sh in (1, -1) for sk in (1, -1)}:
+                if rng.random() >= missing:
+                    r.append(radius + rng.normal(0, 0.3))
+                    az.append(np.arctan2(v, u) + rng.normal(0, 0.3 / radius))
+    return np.array(r), np.array(az)
+
+
+def test_a_zone_axis_still_is_no_powder_ring():
+    rng = np.random.default_rng(22)
+    stills = [zone_axis_still(rng) for _ in range(30)]
+    # by radius alone many of these stills have a crowded annulus; its spots come in Friedel pairs
+    assert sum(powder_ring_peaks(r).any() for r, _ in stills) >= 10
+    assert not any(powder_ring_peaks(r, azimuth=az).any() for r, az in stills)
+    # a ring of grains among such a still's peaks is still a ring
+    r, az = stills[0]
+    ring = 300.0 + rng.normal(0, 0.4, 10)
+    flags = powder_ring_peaks(np.concatenate([r, ring]), azimuth=np.concatenate([az, rng.uniform(-np.pi, np.pi, 10)]))
+    assert flags[-10:].all()
+
+
 def test_equivalent_radius_is_the_scattering_angle_on_any_panel():
     flat = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)
     fs, ss = np.array([240.0, 340.0, 240.0]), np.array([190.0, 190.0, 90.0])
     np.testing.assert_allclose(equivalent_radius_px(fs, ss, flat), [0.0, 100.0, 100.0], atol=1e-6)
+    az = equivalent_azimuth(fs, ss, flat)
+    assert abs(np.cos(az[1] - az[2])) < 1e-9  # one step along fs, one along ss: a quarter turn apart
+    assert equivalent_azimuth(fs, ss, None) is None
     # two panels at 10 and 15 cm: points at the same scattering angle (tan 2theta = 0.1) on
     # either have the same equivalent radius (at the panels' median distance, 12.5 cm: 125 px)
     two = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)

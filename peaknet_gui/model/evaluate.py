@@ -52,7 +52,7 @@ from ..peaks.components import peaks_from_mask
 from ..peaks.filters import passes_operating_point, peak_mask_from_probabilities
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
-from ..peaks.rings import equivalent_radius_px, powder_ring_peaks
+from ..peaks.rings import equivalent_azimuth, equivalent_radius_px, powder_ring_peaks
 from .normalize import normalize
 from .unet import forward_padded
 
@@ -245,8 +245,9 @@ class FramePeaks:
     """One frame's found peaks -- every argmax component, with its confidence -- and its reference
     peaks, so that the frame can be scored at any minimum confidence without running the model
     again.  ``marginal_xy`` None: a real frame (no "don't care" spots); ``on_ignored``: found
-    peaks centred on an unlabelled (255) pixel, "don't care" too; ``ring_radius``: the found
-    peaks' equivalent radii for the powder-ring test (None without a geometry: no test);
+    peaks centred on an unlabelled (255) pixel, "don't care" too; ``ring_radius`` and
+    ``ring_azimuth``: the found peaks' equivalent radii and azimuths for the powder-ring test
+    (None without a geometry: no test; no azimuths: no Friedel-pair guard);
     ``found``: the found peaks themselves (for the auto-mask, :func:`program_classes`)."""
 
     name: str
@@ -259,6 +260,7 @@ class FramePeaks:
     ring_radius: Optional[np.ndarray] = None
     found: Optional[PeakList] = None
     ref_npix: Optional[np.ndarray] = None
+    ring_azimuth: Optional[np.ndarray] = None
 
     def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
         """Which found peaks pass the operating point (confidence, then pixel SNR)."""
@@ -272,7 +274,8 @@ class FramePeaks:
         (and off powder rings) to ``scores`` (:meth:`Scores.add_peaks`)."""
         keep = self.kept(min_confidence, min_pixel_snr)
         if drop_ring_spots and self.ring_radius is not None and keep.any():
-            keep[keep] = ~powder_ring_peaks(self.ring_radius[keep])
+            azimuth = None if self.ring_azimuth is None else self.ring_azimuth[keep]
+            keep[keep] = ~powder_ring_peaks(self.ring_radius[keep], azimuth=azimuth)
         fxy = self.found_xy[keep]
         mxy = self.marginal_xy
         if mxy is not None and self.on_ignored is not None:
@@ -313,7 +316,7 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
         mxy = truth.dont_care_xy()
         peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
                            mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
-                           ref_npix=truth.npix)
+                           ref_npix=truth.npix, ring_azimuth=equivalent_azimuth(found.fs, found.ss, run.geometry))
         out.append((peaks, pred, labels, bad))
     return out
 
@@ -441,7 +444,8 @@ def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy
         found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels or photon_floor else None,
                                 score=peak_prob, photon_floor=photon_floor)
         out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy,
-                               ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found), pred))
+                               ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found,
+                               ring_azimuth=equivalent_azimuth(found.fs, found.ss, geometry)), pred))
     return out
 
 
