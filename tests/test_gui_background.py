@@ -5,6 +5,7 @@ demo's pixels."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import h5py
@@ -194,6 +195,60 @@ def test_run_change_resets_per_run_state(qtbot, bg_window, tmp_path, recorder):
     # back to run A: its export folder comes back
     _open(qtbot, w, a, index=0)
     assert w.export_dir() == out_a
+    assert not recorder.errors
+
+
+class _HeldRead:
+    """The worker's source lock, holding back the model thread's next read of the run until the
+    run is closed (by the next run's open): a background job of run A is mid-frame when run B
+    opens.  ``when`` "closed": held before the read, which then meets A's closed file (an
+    unreadable-file error); "late": held after it, so A's frame reaches the analysis after run B
+    replaced run A."""
+
+    def __init__(self, worker, when: str):
+        self._lock, self._model_thread, self._when = worker._source_lock, worker.model, when
+        self.held = threading.Event()  # the model thread is waiting
+        self.closed = threading.Event()
+        source = worker._source
+        close = source.close
+        source.close = lambda: (close(), self.closed.set())
+
+    def _hold(self, when: str) -> None:
+        from peaknet_gui.gui.qt import QtCore
+
+        if when == self._when and not self.held.is_set() and QtCore.QThread.currentThread() is self._model_thread:
+            self.held.set()
+            self.closed.wait(60)
+
+    def __enter__(self):
+        self._hold("closed")
+        self._lock.acquire()
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        self._hold("late")
+
+
+@pytest.mark.parametrize("when", ["closed", "late"])
+def test_new_run_is_analysed_whatever_the_last_runs_background_job_does(qtbot, bg_window, tmp_path, recorder, when):
+    """Run A's background job, still reading a frame when run B opens (cancelled, its file closed
+    under it), must neither stop run B's background (an error reading A's closed file marked
+    B's frame 1 unreadable: B was never fully analysed) nor put A's frame into B's results."""
+    w = bg_window
+    a = _small_run(tmp_path / "run_a.h5")
+    b = _small_run(tmp_path / "run_b.h5", n=3, offset=7)
+    w.worker.set_background(False)
+    _open(qtbot, w, a, index=0)
+    held = _HeldRead(w.worker, when)
+    w.worker._source_lock = held
+    w.worker.set_background(True)  # its job takes frame 1 and is held at its read
+    qtbot.waitUntil(held.held.is_set, timeout=30000)
+    _open(qtbot, w, b, index=0)
+    assert held.closed.is_set()
+    _wait_all_analysed(qtbot, w, timeout=30000)
+    assert set(w.state.summaries) == {0, 1, 2}
+    cached = w.worker.export_context()["cached"]
+    assert sorted(cached) == [f"{b} //{i}" for i in range(3)]  # run B's frames, none of run A's
     assert not recorder.errors
 
 

@@ -143,16 +143,21 @@ class WorkerJobs:
         except PeakNetError:
             pass  # a bad frame: its error comes when it is shown
 
-    def _analyze(self, index: int, purpose: str, frame=None):
+    def _analyze(self, index: int, purpose: str, frame=None, read_for: Optional[tuple] = None):
         """Run the analyzer on one frame, cache the result and, when the frame is the one on
         screen, deliver its overlay.  Returns (result, settings version); (None, v) when the model
-        cannot run (its error was reported before).  Background frames (``purpose``
-        "background", read by the caller) keep only their compact result unless they are near
-        the frame on screen."""
+        cannot run (its error was reported before) or ``frame`` is stale.  Background frames
+        (``purpose`` "background", read by the caller) keep only their compact result unless they
+        are near the frame on screen.  ``read_for``: the result key the caller read ``frame``
+        for; when another run (geometry, mask, model) came meanwhile the frame may be the last
+        run's, and analysing it with the new analyzer would store it as the new run's frame."""
         frame = self._frame(index) if frame is None else frame
         with self._lock:
             an = self._analyzer
             key = self._result_key()
+            if read_for is not None and read_for != key:
+                self.stats.dropped_stale += 1
+                return None, self._version
             fingerprint = self._fingerprint()
             version = self._version
             finder, mask = copy.deepcopy(self._finder), copy.deepcopy(self._mask)
@@ -354,16 +359,9 @@ class WorkerJobs:
             self._job_rethreshold(job, index)
         else:
             try:
-                with self._source_lock:
-                    frame = src[index]  # not through the frame cache: the browser's frames stay there
-                self.stats.reads += 1
-                self._analyze(index, "background", frame=frame)
+                self._analyse_in_background(src, index, key)
             except ModelError:
                 return  # reported when the frame on screen is analysed
-            except PeakNetError as e:  # an unreadable frame: the browser reports it when shown
-                log.debug("background analysis skips frame %d: %s", index, e)
-                with self._lock:
-                    self._plan.skipped.add(index)
         with self._lock:
             still = key == self._result_key() and fingerprint == self._fingerprint()
         if not still:
@@ -371,6 +369,29 @@ class WorkerJobs:
         self.stats.extra["background"] = self.stats.extra.get("background", 0) + 1
         self.backgroundProgress.emit(len(self._store.done(*self._current_key())), n)
         self.kick_background()
+
+    def _analyse_in_background(self, src, index: int, key: tuple) -> None:
+        """Read frame ``index`` of ``src`` (the run as the job found it, for result ``key``) and
+        analyse it.  Another run may open between the job's look and the read: its open closes
+        ``src`` under the job (the read fails) or the frame read comes too late (it is dropped)."""
+        try:
+            with self._source_lock:
+                frame = src[index]  # not through the frame cache: the browser's frames stay there
+            self.stats.reads += 1
+            self._analyze(index, "background", frame=frame, read_for=key)
+        except ModelError:
+            raise  # the caller stops: reported when the frame on screen is analysed
+        except PeakNetError as e:  # an unreadable frame: the browser reports it when shown
+            log.debug("background analysis skips frame %d: %s", index, e)
+            self._skip_unreadable(index, key)
+
+    def _skip_unreadable(self, index: int, key: tuple) -> None:
+        """The background leaves frame ``index`` for good -- only while ``key`` is still current:
+        the plan was reset for the run opened since, and a frame of the last run (whose file
+        that open closed) marked unreadable there would never be analysed in the new run."""
+        with self._lock:
+            if key == self._result_key():
+                self._plan.skipped.add(index)
 
     def _current_key(self) -> tuple:
         with self._lock:
