@@ -293,3 +293,48 @@ def test_photon_floor_needs_the_gain():
     plain = peaks_from_mask(data, mask, geometry=geom)
     np.testing.assert_allclose(peaks_from_mask(data, mask, geometry=geom, photon_floor=True).max_snr, plain.max_snr)
     np.testing.assert_allclose(peaks_from_mask(data, mask, photon_floor=True).max_snr, plain.max_snr)
+
+
+def _two_spots(rng, sep=5.0, bg=20.0):
+    """A frame with two Gaussian spots ``sep`` px apart on a Poisson background, their true
+    centres, a low-threshold mask that joins them and the two cores above a higher level."""
+    yy, xx = np.mgrid[0:40, 0:40].astype(np.float64)
+    centres = np.array([[17.3, 20.2], [17.3 + sep, 20.6]])  # (fs, ss)
+    model = np.full((40, 40), bg)
+    for fs, ss in centres:
+        model += 800.0 * np.exp(-((xx - fs) ** 2 + (yy - ss) ** 2) / (2 * 1.0**2))
+    data = rng.poisson(model).astype(np.float32)
+    signal = model - bg
+    return data, centres, signal > 2.0, signal > 200.0
+
+
+def test_a_component_with_two_cores_is_split_between_them():
+    rng = np.random.default_rng(31)
+    data, centres, low, cores = _two_spots(rng)
+    whole = peaks_from_mask(data, low)
+    assert len(whole) == 1  # the low mask joins the spots: one centroid between them
+    assert np.hypot(whole.fs[0] - centres[:, 0], whole.ss[0] - centres[:, 1]).min() > 2.0
+    split = peaks_from_mask(data, low, cores=cores)
+    assert len(split) == 2
+    d = np.hypot(split.fs[:, None] - centres[None, :, 0], split.ss[:, None] - centres[None, :, 1])
+    assert d.min(axis=1).max() < 0.3 and sorted(d.argmin(axis=1)) == [0, 1]
+    assert split.npix.sum() == whole.npix[0]  # every pixel goes to one of the two
+    # one core, or none (a faint spot only the low mask reaches): the component stays whole
+    one = peaks_from_mask(data, low, cores=cores & (np.arange(40)[None, :] < 20))
+    assert len(one) == 1 and one.npix[0] == whole.npix[0]
+    assert len(peaks_from_mask(data, low, cores=np.zeros_like(low))) == 1
+    with pytest.raises(InputError, match="core mask"):
+        peaks_from_mask(data, low, cores=cores[:10])
+
+
+def test_split_components_stay_on_their_panel():
+    from peaknet_gui.peaks.components import split_at_cores
+
+    labels = np.zeros((6, 8), dtype=np.int32)
+    labels[1:5, 1:7] = 1
+    cores = np.zeros((6, 8), dtype=bool)
+    cores[2, 2] = cores[3, 5] = cores[2, 3] = True  # two separate cores (the first two pixels touch)
+    out, n = split_at_cores(labels, 1, cores)
+    assert n == 2 and set(np.unique(out)) == {0, 1, 2}
+    assert out[2, 2] == out[2, 3] != out[3, 5]
+    assert (out > 0).sum() == 24

@@ -245,3 +245,42 @@ def test_photon_floor_of_the_operating_point_reaches_the_peaks(monkeypatch):
     assert len(plain) == len(floored) >= 4
     np.testing.assert_array_equal(plain.fs, floored.fs)
     assert np.all(floored.max_snr <= plain.max_snr) and np.any(floored.max_snr < plain.max_snr)
+
+
+class SmoothModel(ThresholdModel):
+    """A stand-in whose peak probability falls off smoothly around a spot (a 3 x 3 mean of the
+    normalised input): the argmax takes a spot's core, a low threshold its tails as well."""
+
+    def forward(self, x):
+        self.calls += 1
+        import torch
+        import torch.nn.functional as F
+
+        y = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        return torch.cat([torch.zeros_like(x), 4.0 * (y - 3.8), torch.full_like(x, -20.0)], dim=1)
+
+
+def test_a_low_peak_threshold_keeps_neighbouring_spots_apart():
+    """Below the model's own decision a threshold reaches further into the spots' tails and joins
+    close neighbours; the analyzer splits such components at the model's argmax cores."""
+    from scipy import ndimage
+
+    from peaknet_gui.peaks.filters import peak_mask_from_probabilities
+
+    rng = np.random.default_rng(41)
+    frame, _ = simulated_frame(rng, n_spots=0, dark_box=False)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    centres = np.array([(cy, cx + dx) for cy, cx in [(30.3, 30.6), (70.2, 60.4), (40.7, 100.1)] for dx in (0.0, 5.0)])
+    signal = sum(400.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.9**2)) for cy, cx in centres)
+    frame.data[:] = rng.poisson(20.0 + signal).astype(np.float32)
+    an, _ = analyzer(model=SmoothModel())
+    res = an.analyze([frame])[0]
+    low = an.rethreshold(res, frame, FinderSettings(peak_threshold=0.02, min_peaks_for_hit=5, min_pixels=2), MaskSettings())
+    # the low threshold joins each pair into one component ...
+    joined = peak_mask_from_probabilities(res.peak_prob.astype(np.float32), res.artifact_prob.astype(np.float32), 0.02)
+    assert ndimage.label(joined, structure=np.ones((3, 3)))[1] == len(centres) // 2
+    assert low.peaks.npix.sum() > 1.3 * res.peaks.npix.sum()
+    # ... and the peaks are still one per spot, at the spot
+    for r in (res, low):
+        to_true, from_true = nearest(r.peaks, centres)
+        assert len(r.peaks) == len(centres) and from_true.max() < 0.3

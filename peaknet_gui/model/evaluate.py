@@ -108,6 +108,12 @@ def thresholded_classes(pred: np.ndarray, peak_prob: np.ndarray, artifact_prob: 
     return out
 
 
+def _cores(argmax: np.ndarray, peak_threshold: Optional[float]) -> Optional[np.ndarray]:
+    """The model's own peak pixels, at which components of a thresholded peak mask are split
+    (:func:`~peaknet_gui.peaks.components.split_at_cores`), as the program does; None at argmax."""
+    return None if peak_threshold is None else argmax == 1
+
+
 def predict_classes(net, data: np.ndarray, bad: Optional[np.ndarray] = None, panels: Panels = None,
                     device="cpu") -> np.ndarray:
     """uint8 class map (0 background, 1 peak, 2 artifact) of one frame (:func:`predict_maps`)."""
@@ -309,7 +315,7 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
             out.append((None, pred, labels, bad))
             continue
         found = peaks_from_mask(clean, pred == 1, bad=bad, score=peak_prob, geometry=run.geometry if photon_floor else None,
-                                photon_floor=photon_floor)
+                                photon_floor=photon_floor, cores=_cores(argmax, t))
         fxy = _xy(found)
         iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
         ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
@@ -442,7 +448,7 @@ def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy
     for t in peak_thresholds:
         pred = thresholded_classes(argmax, peak_prob, art_prob, t)
         found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels or photon_floor else None,
-                                score=peak_prob, photon_floor=photon_floor)
+                                score=peak_prob, photon_floor=photon_floor, cores=_cores(argmax, t))
         out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy,
                                ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found,
                                ring_azimuth=equivalent_azimuth(found.fs, found.ss, geometry)), pred))

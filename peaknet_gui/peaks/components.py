@@ -23,6 +23,13 @@ decides without moving the peak's pixels or centroid (the model's operating poin
 :mod:`peaknet_gui.model.operating_point`); with ``min_pixel_snr`` > 0 a component is kept only
 when its brightest pixel stands that many background sigmas above its local background (the
 operating point's photometric half).
+
+With ``cores`` (the pixels the model itself calls peak, its argmax, while the mask is the
+peak probability above a lower segmentation threshold) a component that holds several separate
+cores is split between them, every pixel going to its nearest core (:func:`split_at_cores`): a
+low threshold reaches the faint spots, and on a crowded frame it also joins neighbouring spots
+into one component -- on a simulated 1000-spot Rayonix frame at threshold 0.1 more than a third of
+the spots sat in components of hundreds of pixels, one centroid for many spots.
 """
 
 from __future__ import annotations
@@ -66,6 +73,34 @@ def label_components(mask: np.ndarray, maps: Optional[DetectorMaps] = None) -> t
     return labels, n
 
 
+def split_at_cores(labels: np.ndarray, n: int, cores: np.ndarray, maps: Optional[DetectorMaps] = None) -> tuple:
+    """``(labels, n)`` with every component that holds two or more separate ``cores`` (connected
+    parts of ``cores`` inside it) split between them: each pixel goes to the core nearest to it,
+    the first core keeps the component's label, the others get new ones.  Components with one
+    core or none stay whole."""
+    core_lab, n_cores = label_components(cores & (labels > 0), maps)
+    if n_cores < 2:
+        return labels, n
+    owner = ndimage.maximum(labels, core_lab, index=np.arange(1, n_cores + 1)).astype(np.int64)
+    per_component = np.bincount(owner, minlength=n + 1)
+    crowded = np.flatnonzero(per_component >= 2)
+    if not len(crowded):
+        return labels, n
+    out = labels.copy()
+    boxes = ndimage.find_objects(labels)
+    for c in crowded:
+        box = boxes[c - 1]
+        inside = labels[box] == c
+        seeds = np.where(inside, core_lab[box], 0)
+        _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+        nearest = seeds[iy, ix]
+        sub = out[box]
+        for core in np.flatnonzero(owner == c)[1:] + 1:
+            n += 1
+            sub[inside & (nearest == core)] = n
+    return out, n
+
+
 def _check(data: np.ndarray, mask: np.ndarray, bad: Optional[np.ndarray]) -> None:
     if data.ndim != 2:
         raise InputError(f"peak extraction needs a 2-D frame, got shape {data.shape}")
@@ -105,6 +140,7 @@ def peaks_from_mask(
     min_score: float = 0.0,
     min_pixel_snr: float = 0.0,
     photon_floor: bool = False,
+    cores: Optional[np.ndarray] = None,
 ) -> PeakList:
     """Peaks (one per 8-connected component of ``peak_mask``) of a 2-D frame.
 
@@ -133,6 +169,10 @@ def peaks_from_mask(
     labels, n = label_components(mask, maps)
     if n == 0:
         return PeakList()
+    if cores is not None:
+        if np.shape(cores) != data.shape:
+            raise InputError(f"core mask {np.shape(cores)} does not match the frame {data.shape}")
+        labels, n = split_at_cores(labels, n, np.asarray(cores, dtype=bool) & mask, maps)
 
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs] - 1

@@ -337,8 +337,11 @@ class FrameAnalyzer:
         if artifact_mask is None:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
         auto = self._auto_mask(artifact_mask, static, frame.bad, mask, run_bad)
+        threshold = self.peak_threshold(finder)
         if peak_mask is None:
-            peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, self.peak_threshold(finder))
+            peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, threshold)
+        # below the model's own decision a threshold joins neighbouring spots: split them at its cores
+        cores = None if threshold is None else peak_mask_from_probabilities(peak_prob, artifact_prob, None)
         # pixels the user cannot use are never peak pixels, whatever the mask display settings
         exclude = auto
         if static is not None and not mask.include_static:
@@ -359,6 +362,7 @@ class FrameAnalyzer:
             min_score=self.min_confidence(finder),
             min_pixel_snr=self.min_pixel_snr(finder),
             photon_floor=self.pixel_snr_photon_floor(),
+            cores=cores,
         )
         unreadable = frame.unusable if static is None else (static if frame.unusable is None else frame.unusable | static)
         peaks, rings, discs, ring_art = mask_powder_rings(
