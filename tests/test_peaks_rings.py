@@ -68,6 +68,16 @@ def test_close_calibrant_orders_hide_each_other_no_more():
     assert len(ring_annuli(r, azimuth=az)) == 3
 
 
+def test_beside_a_ring_a_sparser_ring_is_a_ring_too():
+    rng = np.random.default_rng(23)
+    r, az = calibrant_orders(rng, counts=(8, 5, 9, 11, 5))  # v14s on the demo's calibrant frame
+    assert powder_ring_peaks(r, azimuth=az).all()
+    # five grains on one radius of a frame without another ring are too few to tell
+    bragg = smooth_radii(rng, 60)
+    lone = np.concatenate([bragg, 400.0 + rng.normal(0, 0.3, 5)])
+    assert not powder_ring_peaks(lone, azimuth=rng.uniform(-np.pi, np.pi, len(lone))).any()
+
+
 def zone_axis_still(rng, hmax=10, keep_sets=0.5, missing=0.2, a=79.1, wavelength=1.3, length_px=1000.0):
     """Radii and azimuths of a still at a tetragonal zone axis: the (h k 0) reflections come in
     sets of 4 or 8 symmetry equivalents at one radius, Friedel mates included; some missing."""
