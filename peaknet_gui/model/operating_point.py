@@ -284,6 +284,7 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                         objective="max mean over runs of peak F1 (simulated: against every truth peak when labelled by the "
                         "SNR rule, else SNR >= 6; real: against the spot lists)"
                         + ("; powder-ring spots dropped" if drop_ring_spots else "")
+                        + ("; components split at the argmax cores" if best["peak_threshold"] else "")
                         + (f"; at most {max_blank_peaks:g} peaks on any blank frame" if constraint.startswith("held") else ""))
     argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0 and c["peak_threshold"] == 0), None)
     return op, {"chosen": best, "argmax": argmax, "curve": curve, "blank_constraint": constraint,
