@@ -15,12 +15,11 @@ ring spot.  The spots of the rings found are then left out of the other radii's 
 test repeats: the orders of a calibrant (silver behenate: rings 15.6 px apart on the demo's
 Rayonix) otherwise sit in each other's context and hide each other.  Once a frame holds a ring it
 holds a powder, and its other rings need only ``min_peaks_beside_rings`` spots (the p-value
-still decides).  An annulus whose spots come
-in Friedel pairs (a spot at -p for one at p, about the beam) is a crystal's zone, not a ring:
-the symmetry-equivalent reflections of a still near a zone axis share a radius too.  The radius
-is the equivalent radius on a flat detector normal to the beam, ``tan(2 theta)`` times the
-detector distance in pixels (tilted and multi-panel detectors alike), from the geometry; without
-one there is no test.
+still decides).  An annulus whose spots come in Friedel pairs (a spot at -p for one at p, about
+the beam) is a crystal's zone, not a ring: the symmetry-equivalent reflections of a still near a
+zone axis share a radius too.  The radius is the equivalent radius on a flat detector normal to
+the beam, ``tan(2 theta)`` times the detector distance in pixels (tilted and multi-panel
+detectors alike), from the geometry; without one there is no test.
 
 Default ``p_value`` 1e-7.  On 6000 simulated frames of 20-3000 peaks spread smoothly in radius,
 4 had a chance crowding called a ring (the 2-px annulus alone, the test before 2026-12-07: 1);
@@ -28,9 +27,10 @@ on 150 simulated stills at a zone axis (sets of 4 and 8 equivalents, a fifth of 
 the radius alone flags a ring on 77, the Friedel-pair guard on none.  On the demo's
 silver-behenate frame it takes 43 of the 45 components v14 finds there (rings n = 1-5; the 2-px
 test alone: none) and 42 of 49 at the segmentation threshold of v14's refitted operating point
-(0.3; the sparse rings n = 2 and 5 hold 5 spots each): the frame is no hit.  On the real frames in ``../shared`` (thaumatin stills with ~1300 peaks,
-CSPAD thermolysin, JUNGFRAU, I03, I23, L-cysteine) v14's figures against DIALS are the same
-with either test (``benchmarks/bench_real_frames.py``).
+(0.3; the sparse rings n = 2 and 5 hold 5 spots each): the frame is no hit.  On the real frames
+in ``../shared`` (thaumatin stills with ~1300 peaks, CSPAD thermolysin, JUNGFRAU, I03, I23,
+L-cysteine) v14's figures against DIALS are the same with either test
+(``benchmarks/bench_real_frames.py``).
 """
 
 from __future__ import annotations
@@ -58,11 +58,6 @@ class RingTest:
     max_rounds: int = 8  # of leaving found rings out of the others' context
     pair_px: float = 2.0  # a spot's Friedel mate: within this of its point mirrored through the beam
     zone_fraction: float = 0.5  # an annulus with at least this fraction of spots in Friedel pairs is a zone
-
-    @property
-    def width_px(self) -> float:
-        """The widest annulus tested."""
-        return max(self.widths_px)
 
 
 def equivalent_length_px(geometry) -> float:
@@ -113,9 +108,10 @@ def equivalent_azimuth(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[np.
 
 def _crowded(o: np.ndarray, w: float, test: RingTest, left_out: np.ndarray, min_peaks: int) -> np.ndarray:
     """For each of the sorted radii ``o``: does the annulus of half-width ``w`` about it hold too
-    many peaks (at least ``min_peaks``) for what its context predicts?  The context counts the peaks within
-    ``test.context_px`` on either side of the annulus, except those ``left_out`` (the spots of
-    rings already found: a neighbouring ring is no measure of the smooth Bragg background)."""
+    many peaks (at least ``min_peaks``) for what its context predicts?  The context counts the
+    peaks within ``test.context_px`` on either side of the annulus, except those ``left_out``
+    (the spots of rings already found: a neighbouring ring is no measure of the smooth Bragg
+    background)."""
     c = float(test.context_px)
     lo, hi = np.searchsorted(o, o - w, "left"), np.searchsorted(o, o + w, "right")
     k = hi - lo
