@@ -1,7 +1,7 @@
 """The program on the shared real frames, against their DIALS spot lists, as a user runs it.
 
     .venv/bin/python benchmarks/bench_real_frames.py [--weights W] [--sets thaumatin,cspad,...] [--json OUT]
-        [--min-pixel-snr S] [--min-confidence C]
+        [--min-pixel-snr S] [--min-confidence C] [--geom SET=PATH]
 
 Unlike ``peaknet evaluate`` (the network's peaks frame by frame), every set goes through
 :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` the way ``peaknet find`` runs it: the run's
@@ -102,16 +102,21 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(sets()), help="comma-separated set names")
     ap.add_argument("--min-pixel-snr", type=float, default=None)
     ap.add_argument("--min-confidence", type=float, default=None)
+    ap.add_argument("--geom", action="append", default=[], metavar="SET=PATH",
+                    help="use this CrystFEL geometry for a set instead of the shared one (e.g. cspad=gain25.geom: "
+                         "the same detector with its gain stated); repeatable")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"no real frames at {REAL}: nothing to do")
         return 0
     finder = FinderSettings(min_pixel_snr=args.min_pixel_snr, min_confidence=args.min_confidence)
+    geoms = dict(g.split("=", 1) for g in args.geom)
     results = []
     print(f"{'set':18s} {'frames':>6s} {'recall':>7s} {'prec':>6s} {'F1':>6s} {'peaks/fr':>8s} {'hot px':>6s}")
     for name in args.sets.split(","):
         inputs, spots, geom = sets()[name]
+        geom = geoms.get(name, geom)
         r = run_set(name, inputs, spots, geom, args.weights, finder)
         results.append(r)
         hp = (r["hot_pixels"] or {}).get("hot_pixels")
