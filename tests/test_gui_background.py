@@ -200,8 +200,8 @@ def test_run_change_resets_per_run_state(qtbot, bg_window, tmp_path, recorder):
 
 class _HeldRead:
     """The worker's source lock, holding back the model thread's next read of the run until the
-    run is closed (by the next run's open): a background job of run A is mid-frame when run B
-    opens.  ``when`` "closed": held before the read, which then meets A's closed file (an
+    run is closed (by the next run's open): a job of run A (the background's, or the frame on
+    screen's) is mid-frame when run B opens.  ``when`` "closed": held before the read, which then meets A's closed file (an
     unreadable-file error); "late": held after it, so A's frame reaches the analysis after run B
     replaced run A."""
 
@@ -250,6 +250,39 @@ def test_new_run_is_analysed_whatever_the_last_runs_background_job_does(qtbot, b
     cached = w.worker.export_context()["cached"]
     assert sorted(cached) == [f"{b} //{i}" for i in range(3)]  # run B's frames, none of run A's
     assert not recorder.errors
+
+
+@pytest.mark.parametrize("when", ["closed", "late"])
+def test_last_runs_shown_frame_job_reports_nothing_and_stores_nothing_for_the_new_run(qtbot, bg_window, tmp_path,
+                                                                                      recorder, when):
+    """The model's job for run A's frame on screen, reading that frame from the file when run B
+    opens (its file closed under the read), must neither report the failed read (a "corrupt or
+    truncated" dialog about run A, a run gone) nor analyse A's frame as run B's frame 0."""
+    w = bg_window
+    a = _small_run(tmp_path / "run_a.h5")
+    b = _small_run(tmp_path / "run_b.h5", n=3, offset=7)
+    w.worker.set_background(False)  # the model thread runs only the shown frame's job
+    _open(qtbot, w, a, index=0)
+    stored = []  # every frame stored for a run, by its event line
+    put = w.worker.store.put
+    w.worker.store.put = lambda index, key, fp, frame, result: (stored.append(frame.event.lst_line()),
+                                                                 put(index, key, fp, frame, result))[1]
+    held = _HeldRead(w.worker, when)
+    w.worker._source_lock = held
+    with w.worker._lock:
+        w.worker._frames.clear()  # frame 0 has left the frame cache (browsing evicts it)
+    peaks = w.docks["peaks"]  # another peak finder: the model thread analyses frame 0 again, reading it
+    peaks.algorithm.setCurrentIndex(peaks.algorithm.findData("peakfinder8"))
+    qtbot.waitUntil(held.held.is_set, timeout=30000)
+    del stored[:]
+    _open(qtbot, w, b, index=0)
+    assert held.closed.is_set()
+    qtbot.waitUntil(lambda: not w.worker.busy(), timeout=30000)
+    qtbot.wait(300)  # the worker's signals reach the window
+    assert not recorder.errors
+    assert stored and all(line.startswith(f"{b} //") for line in stored), stored  # none of run A's frames
+    assert w.worker.export_context()["cached"].keys() == {f"{b} //0"}
+    assert w.docks["info"].labels["peaks"].text() == str(w.worker.cached_result(0).n_peaks)
 
 
 def test_failed_open_keeps_the_current_run(qtbot, bg_window, tmp_path, recorder):

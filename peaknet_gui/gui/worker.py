@@ -47,6 +47,11 @@ VIEW_CACHE = 3
 RESULT_CACHE = 8
 
 
+class StaleRead(Exception):
+    """A frame read for a run that another run replaced meanwhile (see
+    :meth:`AnalysisWorker._frame`): the job that asked for it ends without a word."""
+
+
 class _LRU(OrderedDict):
     def __init__(self, size: int):
         super().__init__()
@@ -157,6 +162,9 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             self._source = None
 
     def _on_job_failed(self, context: str, exc: object, tb: str) -> None:
+        if isinstance(exc, StaleRead):  # a job of the last run: nothing to tell about the new one
+            log.debug("%s dropped: %s", context, exc)
+            return
         if not isinstance(exc, PeakNetError):
             log.error("%s failed:\n%s", context, tb)
         self.status.emit("")
@@ -389,6 +397,12 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
         self._backlog.clear()
 
     def _frame(self, index: int):
+        """Frame ``index`` of the open run, from the frame cache or read from the file.  The model
+        and post threads read too, while the reader thread may open another run: that open
+        closes this run's file under the read (which fails: the file looks corrupt) or the frame
+        read comes too late (it is the last run's).  Either way :class:`StaleRead` drops the
+        frame: no error about the last run, nothing of it shown or stored as the new run's.  A
+        frame of the open run that cannot be read raises its own error."""
         with self._lock:
             f = self._frames.fetch(index)
             src = self._source
@@ -396,13 +410,24 @@ class AnalysisWorker(QtCore.QObject, WorkerJobs):
             return f
         if src is None:
             raise InputError("no run is open")
-        with self._source_lock:
-            f = src[index]
+        try:
+            with self._source_lock:
+                f = src[index]
+        except Exception:
+            self._drop_if_replaced(src, index)
+            raise
         with self._lock:
-            if src is self._source:
-                self._frames.put(index, f)
             self.stats.reads += 1
+            self._drop_if_replaced(src, index)
+            self._frames.put(index, f)
         return f
+
+    def _drop_if_replaced(self, src, index: int) -> None:
+        """Raise :class:`StaleRead` when ``src``, read for frame ``index``, is no longer the open run."""
+        with self._lock:
+            if src is not self._source:
+                self.stats.dropped_stale += 1
+                raise StaleRead(f"frame {index} was read for a run replaced since")
 
     def _view(self, index: int):
         with self._lock:
