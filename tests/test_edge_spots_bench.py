@@ -3,26 +3,12 @@ two-panel geometry (no data, no CrystFEL needed)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
+from _bench_modules import load_benchmark
 
 from peaknet_gui.geometry import Geometry
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-eb = _load("bench_edge_spots")
+eb = load_benchmark("bench_edge_spots")
 
 
 def _two_panels():

@@ -3,26 +3,12 @@ synthetic frames: no CrystFEL needed."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _bench_modules import load_benchmark
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mk = _load("make_patternsim_set")
-bs = _load("bench_sensitivity")
+mk = load_benchmark("make_patternsim_set")
+bs = load_benchmark("bench_sensitivity")
 
 
 def test_one_pixel_spot_snr_and_size():
