@@ -31,13 +31,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_real_frames  # noqa: E402
-from peaknet_gui.geometry.crystfel_geom import read_geom  # noqa: E402
 from peaknet_gui.lattice.streamrefl import read_chunks  # noqa: E402
-from peaknet_gui.model.evaluate import read_spots_csv  # noqa: E402
 from peaknet_gui.peaks.matching import match_peaks  # noqa: E402
-from peaknet_gui.pipeline.analyzer import FrameAnalyzer  # noqa: E402
-from peaknet_gui.pipeline.hot_scan import prime_hot_pixels  # noqa: E402
-from peaknet_gui.sources import open_run  # noqa: E402
+from peaknet_gui.pipeline.settings import FinderSettings  # noqa: E402
 
 
 def edge_distance(xy: np.ndarray, geometry) -> np.ndarray:
@@ -84,18 +80,16 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None)
     args = ap.parse_args(argv)
     inputs, spots, geom_path = bench_real_frames.sets()[args.set]
-    geometry = read_geom(args.geom or geom_path)
     predicted = predicted_by_file(Path(args.lattice_work))
-    source = open_run(inputs if len(inputs) > 1 else inputs[0], geometry=geometry)
-    an = FrameAnalyzer("peaknet", weights=args.weights, device="cpu", geometry=geometry)
-    prime_hot_pixels(source, an, range(len(source)))
     every = np.zeros(3)
     inner = np.zeros(3)
-    for i, name in enumerate(inputs):
-        ref = read_spots_csv(spots[i], geometry)
+    for frame, _, found, ref, an in bench_real_frames.analysed_frames(inputs, spots, args.geom or geom_path, args.weights,
+                                                                       FinderSettings()):
+        name = Path(frame.event.path).name
+        geometry = an.geometry
         near = edge_distance(ref, geometry) < args.edge_px
-        line = f"{Path(name).name}: reference spots {len(ref)}, within {args.edge_px:g} px of a panel edge {near.sum()}"
-        pred = predicted.get(Path(name).name)
+        line = f"{name}: reference spots {len(ref)}, within {args.edge_px:g} px of a panel edge {near.sum()}"
+        pred = predicted.get(name)
         if pred is not None and len(pred):
             tree = cKDTree(pred)
             on = tree.query(ref)[0] <= 2.0
@@ -104,8 +98,6 @@ def main(argv=None) -> int:
         else:
             line += "; not indexed in the lattice run"
         print(line)
-        res = an.analyze_one(source[i])
-        found = np.stack([res.peaks.fs, res.peaks.ss], 1) if len(res.peaks) else np.zeros((0, 2))
         m = match_peaks(found, ref, 2.0)
         every += [m.tp, m.fp, m.fn]
         keep = ~(edge_distance(found, geometry) < args.edge_px)

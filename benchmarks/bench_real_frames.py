@@ -66,28 +66,37 @@ def sets() -> dict:
     }
 
 
-def run_set(name: str, inputs, spots, geom_path, weights, finder: FinderSettings) -> dict:
+def analysed_frames(inputs, spots, geom_path, weights, finder: FinderSettings):
+    """(frame, result, found (n, 2), reference (m, 2) or None, analyzer) of every frame of a set,
+    analysed as ``peaknet find`` runs it (the run's hot pixels primed first); the analyzer holds
+    the geometry (``analyzer.geometry``)."""
     geom = read_geom(geom_path) if geom_path else None
     source = open_run(inputs if len(inputs) > 1 else inputs[0], geometry=geom)
     an = FrameAnalyzer("peaknet", weights=weights, device="cpu", geometry=geom or source.geometry(), finder=finder)
-    t0 = time.perf_counter()
     prime_hot_pixels(source, an, range(len(source)))
-    tp = fp = fn = 0
-    per = []
     for i in range(len(source)):
         frame = source[i]
         res = an.analyze_one(frame)
         found = np.stack([res.peaks.fs, res.peaks.ss], 1) if len(res.peaks) else np.zeros((0, 2))
+        ref = read_spots_csv(spots[i], geom) if spots is not None else None
+        yield frame, res, found, ref, an
+
+
+def run_set(name: str, inputs, spots, geom_path, weights, finder: FinderSettings) -> dict:
+    t0 = time.perf_counter()
+    tp = fp = fn = 0
+    per = []
+    an = None
+    for frame, res, found, ref, an in analysed_frames(inputs, spots, geom_path, weights, finder):
         rec = {"frame": frame.event.lst_line(), "peaks": len(found), "hot_pixels": res.hot_pixels}
-        if spots is not None:
-            ref = read_spots_csv(spots[i], geom)
+        if ref is not None:
             m = match_peaks(found, ref, 2.0)
             tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
             rec.update(reference=len(ref), tp=m.tp, recall=m.recall, precision=m.precision)
         per.append(rec)
     out = {"set": name, "frames": len(per), "seconds": time.perf_counter() - t0,
            "peaks_per_frame": float(np.mean([r["peaks"] for r in per])), "per_frame": per,
-           "hot_pixels": an.hot_pixels.report().as_dict() if an.hot_pixels else None}
+           "hot_pixels": an.hot_pixels.report().as_dict() if an is not None and an.hot_pixels else None}
     if spots is not None:
         rec = tp / (tp + fn) if tp + fn else float("nan")
         prec = tp / (tp + fp) if tp + fp else float("nan")
