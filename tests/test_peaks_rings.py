@@ -8,7 +8,7 @@ from _pipeline_frames import ListSource, ring_frame
 from peaknet_gui.geometry import Geometry
 from peaknet_gui.model.evaluate import FramePeaks, Scores
 from peaknet_gui.peaks.peaklist import PeakList
-from peaknet_gui.peaks.rings import (RingTest, equivalent_azimuth, equivalent_radius_px, mask_spots, powder_ring_peaks,
+from peaknet_gui.peaks.rings import (RingTest, equivalent_polar, equivalent_radius_px, mask_spots, powder_ring_peaks,
                                      ring_annuli, split_ring_peaks)
 from peaknet_gui.pipeline.analyzer import FrameAnalyzer
 from peaknet_gui.pipeline.run import run_analysis
@@ -111,9 +111,10 @@ def test_equivalent_radius_is_the_scattering_angle_on_any_panel():
     flat = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)
     fs, ss = np.array([240.0, 340.0, 240.0]), np.array([190.0, 190.0, 90.0])
     np.testing.assert_allclose(equivalent_radius_px(fs, ss, flat), [0.0, 100.0, 100.0], atol=1e-6)
-    az = equivalent_azimuth(fs, ss, flat)
+    r, az = equivalent_polar(fs, ss, flat)
+    np.testing.assert_allclose(r, [0.0, 100.0, 100.0], atol=1e-6)
     assert abs(np.cos(az[1] - az[2])) < 1e-9  # one step along fs, one along ss: a quarter turn apart
-    assert equivalent_azimuth(fs, ss, None) is None
+    assert equivalent_polar(fs, ss, None) == (None, None)
     # two panels at 10 and 15 cm: points at the same scattering angle (tan 2theta = 0.1) on
     # either have the same equivalent radius (at the panels' median distance, 12.5 cm: 125 px)
     two = Geometry.single_panel((400, 500), 100e-6, 0.1, 240.0, 190.0)

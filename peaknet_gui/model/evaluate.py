@@ -52,7 +52,7 @@ from ..peaks.components import peaks_from_mask
 from ..peaks.filters import passes_operating_point, peak_mask_from_probabilities
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
-from ..peaks.rings import equivalent_azimuth, equivalent_radius_px, powder_ring_peaks
+from ..peaks.rings import equivalent_polar, powder_ring_peaks
 from .normalize import normalize
 from .unet import forward_padded
 
@@ -320,9 +320,9 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
         iy = np.clip(np.rint(fxy[:, 1]).astype(int), 0, labels.shape[0] - 1)
         ix = np.clip(np.rint(fxy[:, 0]).astype(int), 0, labels.shape[1] - 1)
         mxy = truth.dont_care_xy()
+        radius, azimuth = equivalent_polar(found.fs, found.ss, run.geometry)
         peaks = FramePeaks(f"{run.path.name}//{i}", fxy, found.confidence, np.stack([truth.fs, truth.ss], 1), truth.snr,
-                           mxy, labels[iy, ix] == 255, equivalent_radius_px(found.fs, found.ss, run.geometry), found,
-                           ref_npix=truth.npix, ring_azimuth=equivalent_azimuth(found.fs, found.ss, run.geometry))
+                           mxy, labels[iy, ix] == 255, radius, found, ref_npix=truth.npix, ring_azimuth=azimuth)
         out.append((peaks, pred, labels, bad))
     return out
 
@@ -449,9 +449,9 @@ def real_frame_peaks_at(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy
         pred = thresholded_classes(argmax, peak_prob, art_prob, t)
         found = peaks_from_mask(clean, pred == 1, bad=bad, geometry=geometry if panels or photon_floor else None,
                                 score=peak_prob, photon_floor=photon_floor, cores=_cores(argmax, t))
-        out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy,
-                               ring_radius=equivalent_radius_px(found.fs, found.ss, geometry), found=found,
-                               ring_azimuth=equivalent_azimuth(found.fs, found.ss, geometry)), pred))
+        radius, azimuth = equivalent_polar(found.fs, found.ss, geometry)
+        out.append((FramePeaks(name, _xy(found), found.confidence, ref_xy, ring_radius=radius, found=found,
+                               ring_azimuth=azimuth), pred))
     return out
 
 

@@ -72,38 +72,33 @@ def equivalent_length_px(geometry) -> float:
     return length_px if np.isfinite(length_px) and length_px > 0 else float("nan")
 
 
-def equivalent_radius_px(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[np.ndarray]:
-    """``tan(2 theta) * L`` of the positions (pixel-index coordinates), ``L`` the median over the
-    panels of their distance in pixels: the radius on a flat detector normal to the beam at that
-    distance.  Without a camera length, the in-plane distance from the beam axis.  None without
-    a geometry; NaN outside the panels."""
+def equivalent_polar(fs: np.ndarray, ss: np.ndarray, geometry) -> tuple:
+    """(radius, azimuth) of the positions (pixel-index coordinates) about the beam, from one pass
+    through the geometry.  The radius is ``tan(2 theta) * L``, ``L`` the median over the panels of
+    their distance in pixels: the radius on a flat detector normal to the beam at that distance;
+    without a camera length, the in-plane distance from the beam axis.  The azimuth (radians, lab
+    frame) needs the camera length too (None without).  (None, None) without a geometry; NaN
+    outside the panels."""
     if geometry is None or len(geometry.panels) == 0:
-        return None
+        return None, None
     fs = np.asarray(fs, dtype=np.float64)
     ss = np.asarray(ss, dtype=np.float64)
     length_px = equivalent_length_px(geometry)
     if np.isfinite(length_px):
         x, y, z = geometry.lab_xyz(fs, ss)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.hypot(x, y) / z * length_px
+            return np.hypot(x, y) / z * length_px, np.arctan2(y, x)
     from .detmaps import detector_maps
 
     maps = detector_maps(geometry, geometry.data_shape)
     iy = np.clip(np.rint(ss).astype(int), 0, maps.shape[0] - 1)
     ix = np.clip(np.rint(fs).astype(int), 0, maps.shape[1] - 1)
-    return maps.radius_px[iy, ix].astype(np.float64)
+    return maps.radius_px[iy, ix].astype(np.float64), None
 
 
-def equivalent_azimuth(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[np.ndarray]:
-    """Azimuth (radians) of the positions about the beam axis, in the lab frame; None without a
-    geometry, NaN outside the panels."""
-    if geometry is None or len(geometry.panels) == 0:
-        return None
-    try:
-        x, y, _ = geometry.lab_xyz(np.asarray(fs, dtype=np.float64), np.asarray(ss, dtype=np.float64))
-    except GeometryError:
-        return None
-    return np.arctan2(y, x)
+def equivalent_radius_px(fs: np.ndarray, ss: np.ndarray, geometry) -> Optional[np.ndarray]:
+    """The radius of :func:`equivalent_polar`; None without a geometry."""
+    return equivalent_polar(fs, ss, geometry)[0]
 
 
 def _crowded(o: np.ndarray, w: float, test: RingTest, left_out: np.ndarray, min_peaks: int) -> np.ndarray:
@@ -163,7 +158,7 @@ def ring_annuli(radius: np.ndarray, test: RingTest = RingTest(), azimuth: Option
     expectation and hide each other.  Only rings that pass the full test are left out, so a
     frame whose every radius is a little crowded (symmetry-equivalent reflections of a
     near-zone-axis still) keeps its dense context.  With the spots' azimuths (radians about the
-    beam, :func:`equivalent_azimuth`), an annulus whose spots come in Friedel pairs is a
+    beam, :func:`equivalent_polar`), an annulus whose spots come in Friedel pairs is a
     crystal's zone, not a ring (:func:`_is_zone`)."""
     r = np.asarray(radius, dtype=np.float64)
     finite = np.isfinite(r)
@@ -179,9 +174,9 @@ def ring_annuli(radius: np.ndarray, test: RingTest = RingTest(), azimuth: Option
     annuli: list = []
     for _ in range(max(1, test.max_rounds)):
         annuli = []
+        # a frame that holds a powder ring holds a powder: its other rings may be sparser
+        need = test.min_peaks_beside_rings if left_out.any() else test.min_peaks
         for w in test.widths_px:
-            # a frame that holds a powder ring holds a powder: its other rings may be sparser
-            need = test.min_peaks_beside_rings if left_out.any() else test.min_peaks
             annuli += _annuli_of(o, o[_crowded(o, float(w), test, left_out, need)], float(w), test, xy)
         inside = np.zeros(len(o), dtype=bool)
         for lo, hi in annuli:
@@ -208,7 +203,7 @@ def _merged(annuli: list) -> np.ndarray:
 def powder_ring_peaks(radius: Optional[np.ndarray], test: RingTest = RingTest(),
                       azimuth: Optional[np.ndarray] = None) -> np.ndarray:
     """True for the peaks (by their equivalent radius, :func:`equivalent_radius_px`, and, when
-    given, azimuth, :func:`equivalent_azimuth`) inside a crowded annulus (:func:`ring_annuli`);
+    given, azimuth, :func:`equivalent_polar`) inside a crowded annulus (:func:`ring_annuli`);
     all False when ``radius`` is None."""
     if radius is None:
         return np.zeros(0, dtype=bool)
@@ -223,8 +218,8 @@ def split_ring_peaks(peaks: PeakList, geometry, test: RingTest = RingTest()) -> 
     """(peaks off the rings, ring spots) of ``peaks`` (module docstring)."""
     if len(peaks) < test.min_peaks:
         return peaks, PeakList()
-    flags = powder_ring_peaks(equivalent_radius_px(peaks.fs, peaks.ss, geometry), test,
-                              equivalent_azimuth(peaks.fs, peaks.ss, geometry))
+    radius, azimuth = equivalent_polar(peaks.fs, peaks.ss, geometry)
+    flags = powder_ring_peaks(radius, test, azimuth)
     if not flags.any():
         return peaks, PeakList()
     return peaks.select(~flags), peaks.select(flags)
