@@ -201,9 +201,9 @@ def test_run_change_resets_per_run_state(qtbot, bg_window, tmp_path, recorder):
 class _HeldRead:
     """The worker's source lock, holding back the model thread's next read of the run until the
     run is closed (by the next run's open): a job of run A (the background's, or the frame on
-    screen's) is mid-frame when run B opens.  ``when`` "closed": held before the read, which then meets A's closed file (an
-    unreadable-file error); "late": held after it, so A's frame reaches the analysis after run B
-    replaced run A."""
+    screen's) is mid-frame when run B opens.  ``when`` "closed": held before the read, which
+    then meets A's closed file (an unreadable-file error); "late": held after it, so A's frame
+    reaches the analysis after run B replaced run A."""
 
     def __init__(self, worker, when: str):
         self._lock, self._model_thread, self._when = worker._source_lock, worker.model, when
