@@ -174,3 +174,41 @@ def test_strict_peak_labels_only_turn_dont_care_spots_into_background(tmp_path):
         assert np.array_equal(la == 1, lb == 1) and np.array_equal(la == 2, lb == 2)
     # strict labels are a variant of the DIALS-based rule only
     assert main(args[:-2] + ["--out", str(tmp_path / "c.cxi"), "--strict-peak-labels"]) == 2
+
+
+def test_cli_ranges_overrides_draw_sharper_xfel_spots(tmp_path, capsys):
+    base = ["simulate", "--frames", "6", "--seed", "5", "--detector", "eiger-4m-crop", "--xfel-spots", "--mix", "hits",
+            "--no-progress"]
+    sharp = '{"xfel_sigma_px": [0.1, 0.2], "xfel_p_small": 1.0, "xfel_domain_size_um": [1.0, 3.0]}'
+    assert main(base + ["--out", str(tmp_path / "a.cxi")]) == 0
+    assert main(base + ["--out", str(tmp_path / "b.cxi"), "--ranges", sharp]) == 0
+    import json
+
+    def spots(path):
+        with h5py.File(path, "r", locking=False) as f:
+            params = [json.loads(p) for p in f["entry_1/sim/parameters"][:]]
+            n = f["entry_1/result_1/nPeaks"][:]
+            npix = np.concatenate([f["entry_1/result_1/peakNPixels"][i, : n[i]] for i in range(len(n))])
+            snr = np.concatenate([f["entry_1/result_1/peakSNR"][i, : n[i]] for i in range(len(n))])
+        return [p["spot"]["sigma_px"] for p in params], npix[snr >= 6]
+
+    sig_a, npix_a = spots(tmp_path / "a.cxi")
+    sig_b, npix_b = spots(tmp_path / "b.cxi")
+    assert all(0.1 <= s <= 0.2 for s in sig_b)  # every frame's spot width from the given range
+    assert max(sig_a) > 0.2
+    assert len(npix_b) > 50 and np.mean(npix_b <= 3) > np.mean(npix_a <= 3) + 0.1  # more 1-3 px spots
+
+
+@pytest.mark.parametrize("ranges, says", [
+    ("{oops", "is not JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"sigma_pix": [1, 2]}', "no range called 'sigma_pix'"),
+    ('{"xfel_sigma_px": [0.1]}', "xfel_sigma_px wants 2 numbers"),
+    ('{"xfel_p_small": "most"}', "xfel_p_small wants a number"),
+    ('{"xfel": 1}', "xfel wants true or false"),
+])
+def test_cli_ranges_bad_overrides_name_the_field(tmp_path, capsys, ranges, says):
+    assert main(["simulate", "--frames", "1", "--out", str(tmp_path / "r.cxi"), "--ranges", ranges]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "r.cxi").exists()

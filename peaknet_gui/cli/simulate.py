@@ -3,7 +3,7 @@
     peaknet simulate --frames N --out RUN.cxi [--seed S] [--detector NAME] [--crop HxW]
         [--mix hits=0.6,blanks=0.2,rings=0.2] [--vary-geometry] [--distance MM] [--energy KEV]
         [--frames-per-cell K] [--background LO,HI] [--preset thaumatin|thermolysin-cspad]
-        [--labels snr|observed|expected] [--xfel-spots] [--strict-peak-labels] [--list-detectors]
+        [--labels snr|observed|expected] [--xfel-spots] [--ranges JSON] [--strict-peak-labels] [--list-detectors]
 
 Writes ``RUN.cxi`` (frames, labels, mask, true peaks, metadata; see
 :mod:`peaknet_gui.sim.run_writer`) and ``RUN.geom`` (CrystFEL) beside it.  Same seed, same run.
@@ -57,12 +57,50 @@ def register(sub) -> None:
                    "2026-12-07); DIALS' test on expected photons (expected)")
     p.add_argument("--xfel-spots", action="store_true",
                    help="draw spots as XFEL stills of micro-crystals (sharp, faint, mostly 1-3 pixels) on any detector")
+    p.add_argument("--ranges", metavar="JSON",
+                   help="JSON overrides of the ranges frames are drawn from (SimRanges, peaknet_gui/sim/params.py), "
+                   "e.g. '{\"xfel_sigma_px\": [0.1, 0.3], \"xfel_p_small\": 0.95}'")
     p.add_argument("--strict-peak-labels", action="store_true",
                    help="observed labels: every spot DIALS' test misses on the written frame is background (0), "
                    "not 'don't care' (255) when visible in expectation or of expected SNR >= 6")
     p.add_argument("--list-detectors", action="store_true", help="list the detector models and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def ranges_with_overrides(ranges, text: str):
+    """``ranges`` (a SimRanges) with the fields of the JSON object ``text`` replaced; a range given
+    as a list must hold as many numbers as the field's default, a number stays a number."""
+    import dataclasses
+    import json
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"simulate: --ranges is not JSON ({e.msg}): {text!r}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"simulate: --ranges wants a JSON object of SimRanges fields, not {text!r}")
+    fields = {f.name for f in dataclasses.fields(ranges)}
+    out = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise InputError(f"simulate: --ranges: no range called {key!r} (known: {', '.join(sorted(fields))})")
+        old = getattr(ranges, key)
+        if isinstance(old, tuple):
+            ok = isinstance(value, list) and len(value) == len(old) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            if not ok:
+                raise InputError(f"simulate: --ranges: {key} wants {len(old)} numbers like {list(old)}, not {value!r}")
+            out[key] = tuple(float(v) for v in value)
+        elif isinstance(old, bool):
+            if not isinstance(value, bool):
+                raise InputError(f"simulate: --ranges: {key} wants true or false, not {value!r}")
+            out[key] = value
+        else:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise InputError(f"simulate: --ranges: {key} wants a number like {old!r}, not {value!r}")
+            out[key] = type(old)(value)
+    return dataclasses.replace(ranges, **out)
 
 
 def _frame_bytes(spec) -> int:
@@ -120,6 +158,8 @@ def run(args) -> int:
         ranges = dataclasses.replace(ranges, background_photons=(lo, hi))
     if args.xfel_spots:
         ranges = dataclasses.replace(ranges, xfel=True)
+    if args.ranges:
+        ranges = ranges_with_overrides(ranges, args.ranges)
     spec = RunSpec(
         n_frames=args.frames, seed=args.seed, detector=args.detector, mix=parse_mix(args.mix), crop=args.crop,
         frames_per_cell=args.frames_per_cell, vary_geometry=args.vary_geometry, ranges=ranges, preset=args.preset,
