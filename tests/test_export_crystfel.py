@@ -15,6 +15,7 @@ CrystFEL is looked up in $CRYSTFEL_PREFIX/bin when that is set, else on PATH and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -149,6 +150,15 @@ def _crystfel_bin():
     return None
 
 
+def _crystfel_version(bindir) -> tuple:
+    """(major, minor) of ``indexamajig --version`` ("CrystFEL: 0.10.2"); (0, 0) if it does not say."""
+    if bindir is None:
+        return (0, 0)
+    r = subprocess.run([str(bindir / "indexamajig"), "--version"], capture_output=True, text=True, timeout=60)
+    m = re.search(r"CrystFEL:\s*(\d+)\.(\d+)", r.stdout + r.stderr)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 CRYSTFEL_BIN = _crystfel_bin()
 needs_crystfel = pytest.mark.skipif(CRYSTFEL_BIN is None, reason="CrystFEL (indexamajig) not installed")
 
@@ -192,7 +202,11 @@ int main(int argc, char *argv[])
         int pn;
         if ( dt == NULL ) { printf("GEOMFAIL\n"); return 1; }
         if ( argc < 6 ) print_features(image_read_peaks(dt, argv[3], argv[4], 1));
+#ifdef CF_IMAGE_READ_5_ARGS
+        im = image_read(dt, argv[3], argv[4], 0, 0);  /* CrystFEL 0.10 */
+#else
         im = image_read(dt, argv[3], argv[4], 0, 0, NULL);
+#endif
         if ( im == NULL ) { printf("IMAGEFAIL\n"); return 1; }
         printf("LAMBDA %.9e\n", im->lambda);
         for ( pn=0; pn<im->detgeom->n_panels; pn++ ) {
@@ -220,6 +234,13 @@ int main(int argc, char *argv[])
 """
 
 
+def _image_read_defines(header: Path) -> list:
+    """``-DCF_IMAGE_READ_5_ARGS`` where libcrystfel's ``image_read`` takes 5 arguments (CrystFEL 0.10;
+    0.11 on added a sixth)."""
+    m = re.search(r"struct image \*image_read\s*\(([^)]*)\)", header.read_text())
+    return ["-DCF_IMAGE_READ_5_ARGS"] if m and m.group(1).count(",") == 4 else []
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
     """The C reader above, compiled against the installed libcrystfel (skip if impossible)."""
@@ -236,7 +257,7 @@ def harness(tmp_path_factory):
     (d / "cfcheck.c").write_text(HARNESS_C)
     exe = d / "cfcheck"
     r = subprocess.run([cc, "-O1", "-o", str(exe), str(d / "cfcheck.c"), f"-I{inc}", f"-L{libdirs[0]}", "-lcrystfel",
-                        f"-Wl,-rpath,{libdirs[0]}"], capture_output=True, text=True)
+                        f"-Wl,-rpath,{libdirs[0]}", *_image_read_defines(inc / "image.h")], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot build the libcrystfel harness: {r.stderr[-500:]}")
     return exe
@@ -380,8 +401,12 @@ def test_indexamajig_indexes_exported_true_peaks_with_the_right_cell(tmp_path):
                 panels.append(names.index(refl.panel))
         offsets = np.array(offsets)
         assert len(offsets) > 100 and set(panels) == {0, 1, 2, 3}
-        assert np.all(np.abs(offsets.mean(axis=0)) < 0.05), offsets.mean(axis=0)
-        assert np.all(np.abs(offsets) <= 0.2)
+        if _crystfel_version(CRYSTFEL_BIN) >= (0, 11):
+            assert np.all(np.abs(offsets.mean(axis=0)) < 0.05), offsets.mean(axis=0)
+            assert np.all(np.abs(offsets) <= 0.2)
+        else:  # 0.10's refined predictions scatter by 0.3-0.6 px (panel means up to 0.3): a half pixel still shows
+            assert np.all(np.abs(offsets.mean(axis=0)) < 0.25), offsets.mean(axis=0)
+            assert np.median(np.hypot(*offsets.T)) < 0.4
 
 
 @needs_crystfel
