@@ -70,3 +70,20 @@ def test_shipped_weights_carry_a_fitted_operating_point():
     assert fit["chosen"]["mean_f1"] >= fit["argmax"]["mean_f1"]
     # no evaluation target was used to fit it
     assert not any(n.startswith("thau_3_2_") or "rawlayout" in n for n in op.fitted_on)
+
+
+def test_shipped_weights_carry_a_point_for_an_unreliable_gain():
+    """Fitted like the point, on validation runs whose geometry understates the gain, without the
+    photon floor (peaks/gain_check.py decides per frame which one applies)."""
+    from peaknet_gui.model.operating_point import OperatingPoint
+
+    _, info = load_weights()
+    op = OperatingPoint.from_metadata(info.metadata)
+    fallback = op.when_gain_unreliable
+    assert op.pixel_snr_photon_floor and fallback is not None and not fallback.pixel_snr_photon_floor
+    assert fallback.fitted_on and all(n.endswith("_nogain.cxi") for n in fallback.fitted_on)
+    fit = info.metadata["operating_point"]["when_gain_unreliable"]["fit"]
+    assert fit["chosen"]["threshold"] == fallback.peak_min_confidence
+    assert fit["chosen"]["pixel_snr"] == fallback.peak_min_pixel_snr
+    assert fit["chosen"]["mean_f1"] >= fit["argmax"]["mean_f1"]
+    assert not any(n.startswith("thau_3_2_") or "rawlayout" in n for n in fallback.fitted_on)

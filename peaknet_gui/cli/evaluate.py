@@ -73,6 +73,10 @@ def register(sub) -> None:
                    help="with --fit-operating-point: only points that keep at most N peaks on every blank frame of "
                    "the simulated runs compete (default: %(default)s; negative: no constraint)")
     p.add_argument("--write", action="store_true", help="with --fit-operating-point: store the result in the weights' sidecar")
+    p.add_argument("--for-unreliable-gain", action="store_true",
+                   help="with --fit-operating-point: fit without the pixel SNR's one-photon floor, on runs whose geometry "
+                   "understates the gain, and store the result as the point for frames whose gain the program cannot "
+                   "trust (peaknet_gui/peaks/gain_check.py)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--per-frame", action="store_true", help="include per-frame figures")
     g = p.add_argument_group("lattice truth (needs CrystFEL's indexamajig on PATH)")
@@ -187,9 +191,10 @@ def run(args) -> int:
                 raise InputError(f"{p}: no reference spot list (give --spots or put {p.name}.spots.csv beside it)")
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
+                conf, snr, thr, point = _frame_point(op, args, data, bad, geom, (min_conf, min_snr, seg))
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
-                                 min_confidence=min_conf, drop_ring_spots=drop, whole_rings=whole,
-                                 min_pixel_snr=min_snr, peak_threshold=seg, photon_floor=op.pixel_snr_photon_floor)
+                                 min_confidence=conf, drop_ring_spots=drop, whole_rings=whole,
+                                 min_pixel_snr=snr, peak_threshold=thr, photon_floor=point.pixel_snr_photon_floor)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -216,6 +221,28 @@ def run(args) -> int:
     return 0
 
 
+def _frame_point(op, args, data, bad, geom, chosen) -> tuple:
+    """(min confidence, min pixel SNR, segmentation threshold or None, point) for one real frame:
+    as the program judges it -- the weights' point, or its fallback where the frame's background
+    contradicts the stated gain (peaks/gain_check.py) -- with the command line's values winning."""
+    import numpy as np
+
+    from ..peaks.gain_check import check_gain
+
+    if op.when_gain_unreliable is None:
+        return (*chosen, op)
+    usable = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
+    if bad is not None:
+        usable &= ~bad
+    point = op.for_gain(check_gain(data, usable, geom).reliable)
+    if point is op:
+        return (*chosen, op)
+    conf = point.peak_min_confidence if args.min_confidence is None else args.min_confidence
+    snr = point.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
+    thr = point.segmentation_threshold if args.peak_threshold is None else (args.peak_threshold or None)
+    return conf, snr, thr, point
+
+
 def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     from ..errors import InputError
     from ..model.evaluate import find_spots_file
@@ -230,9 +257,10 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
     op, rep = fit_operating_point(net, [str(p) for p in labelled], real=pairs, geometry=geometry, device=device,
                                   radius=args.radius, max_frames=args.max_frames,
                                   drop_ring_spots=not args.keep_ring_spots,
-                                  max_blank_peaks=args.max_blank_peaks if args.max_blank_peaks >= 0 else None)
+                                  max_blank_peaks=args.max_blank_peaks if args.max_blank_peaks >= 0 else None,
+                                  photon_floor=not args.for_unreliable_gain)
     if args.write:
-        rep["written_to"] = str(write_operating_point(info.path, op, rep))
+        rep["written_to"] = str(write_operating_point(info.path, op, rep, for_unreliable_gain=args.for_unreliable_gain))
     if args.json:
         extra = {"shared_with_training": shared} if shared else {}
         print(json.dumps({"weights": info.path, "sha256": info.sha256, "operating_point": op.as_dict(), **extra, **rep},

@@ -51,6 +51,7 @@ class CompactResult:
     timings_ms: dict = field(default_factory=dict)
     mask_bits: Optional[bytes] = None  # pack_mask(artifact mask | frame.bad)
     nbytes: int = 0  # pickled size, measured by the worker
+    gain_warning: str = ""  # FrameResult.gain_warning
 
     @classmethod
     def from_result(cls, seq: int, index: int, frame: Frame, result: FrameResult) -> "CompactResult":
@@ -60,7 +61,8 @@ class CompactResult:
         bits = None if m is None else pack_mask(m)[0]
         c = cls(seq=seq, index=index, event=frame.event, shape=tuple(frame.shape), metadata=frame.metadata,
                 peaks=result.peaks, ring_spots=result.ring_spots, hit=bool(result.hit), algorithm=result.algorithm,
-                device=result.device, timings_ms=dict(result.timings_ms), mask_bits=bits)
+                device=result.device, timings_ms=dict(result.timings_ms), mask_bits=bits,
+                gain_warning=getattr(result, "gain_warning", ""))
         c.nbytes = len(pickle.dumps(c, protocol=5))
         return c
 
@@ -77,4 +79,5 @@ class CompactResult:
     def result(self, with_mask: bool = True) -> FrameResult:
         return FrameResult(serial=self.index, event=self.event, peaks=self.peaks, hit=self.hit,
                            artifact_mask=self.mask() if with_mask else None, algorithm=self.algorithm,
-                           device=self.device, timings_ms=dict(self.timings_ms), ring_spots=self.ring_spots)
+                           device=self.device, timings_ms=dict(self.timings_ms), ring_spots=self.ring_spots,
+                           gain_warning=self.gain_warning)

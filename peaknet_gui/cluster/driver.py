@@ -317,13 +317,7 @@ class _Loop:
             self.sink.add(frame, result)
             result.timings_ms["export"] = 1e3 * (time.perf_counter() - t1)
         s = self.summary
-        s.frames += 1
-        s.hits += int(result.hit)
-        s.peaks += result.n_peaks
-        s.ring_spots += len(result.ring_spots)
-        s.frames_with_rings += int(len(result.ring_spots) > 0)
-        for k, v in result.timings_ms.items():
-            s.stage_ms[k] = s.stage_ms.get(k, 0.0) + float(v)
+        s.count(result)
         s.write_ms += 1e3 * (time.perf_counter() - t0)
         if not s.device and result.device:
             s.device = result.device

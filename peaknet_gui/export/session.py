@@ -229,7 +229,7 @@ class ExportSession:
                 serial=int(frame.serial), event=lst_line(path_text, frame.event.index), file=path_text,
                 index=frame.event.index, n_peaks=len(result.peaks), hit=bool(result.hit),
                 ms=float(sum(timings.values())), timings_ms=timings, cxi_index=cxi_index,
-                ring_spots=len(result.ring_spots),
+                ring_spots=len(result.ring_spots), gain_warning=getattr(result, "gain_warning", ""),
             ), algorithm=getattr(result, "algorithm", ""), device=getattr(result, "device", ""))
 
     def _frame_bytes(self, frame: Frame, result) -> int:

@@ -15,7 +15,10 @@
     }
 
 ``ms`` is the frame's total of the stages timed (read, normalise, model, postprocess, export);
-``ring_spots`` the peaks on powder rings that went to the mask instead of ``n_peaks``.
+``ring_spots`` the peaks on powder rings that went to the mask instead of ``n_peaks``;
+``gain_untrusted`` (a frame) / ``gain_untrusted_frames`` and ``gain_warning`` (totals): frames whose
+background contradicts the gain their geometry states, judged by the weights' point for an
+unreliable gain (:mod:`peaknet_gui.peaks.gain_check`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class FrameRecord:
     timings_ms: dict = field(default_factory=dict)
     cxi_index: Optional[int] = None
     ring_spots: int = 0
+    gain_warning: str = ""  # FrameResult.gain_warning: judged by the point for an unreliable gain, and why
 
     def as_dict(self) -> dict:
         d = {"serial": self.serial, "event": self.event, "file": self.file, "index": self.index,
@@ -46,6 +50,8 @@ class FrameRecord:
              "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()}}
         if self.cxi_index is not None:
             d["cxi_index"] = self.cxi_index
+        if self.gain_warning:
+            d["gain_untrusted"] = True
         return d
 
 
@@ -82,6 +88,8 @@ class SummaryDocument:
             "total_ms": total_ms,
             "algorithm": ",".join(sorted(self.algorithms)),
             "device": ",".join(sorted(self.devices)),
+            "gain_untrusted_frames": sum(1 for r in self.frames if r.gain_warning),
+            "gain_warning": next((r.gain_warning for r in self.frames if r.gain_warning), ""),
         }
 
     def as_dict(self, **header) -> dict:

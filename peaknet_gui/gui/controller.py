@@ -49,6 +49,7 @@ class RunController(QtCore.QObject):
         self.current_view = None
         self.current_overlay = None
         self._current_done = False
+        self._gain_warning_shown = ""
         self._tick_due = False
         self._last_error = ("", 0.0)
         self._frame_requested_at = 0.0
@@ -127,6 +128,7 @@ class RunController(QtCore.QObject):
         self.current_view = None
         self.current_overlay = None
         self._current_done = False
+        self._gain_warning_shown = ""  # a new run says it again
         self._last_error = ("", 0.0)
         self.view.clear()
         self.view.readoutChanged.emit(None)  # no panel name or value of the old run under the cursor
@@ -288,6 +290,10 @@ class RunController(QtCore.QObject):
         self.view.show_overlay(ov)
         self.docks["info"].set_result(ov.result)
         self.docks["mask"].set_stats(ov.mask_code)
+        warning = getattr(ov.result, "gain_warning", "")
+        if warning and warning != self._gain_warning_shown:  # once per run and geometry, not per frame
+            self._gain_warning_shown = warning
+            self.statusMessage.emit(warning, 20000)
         self._current_done = True
         self.frameComplete.emit(ov.index)
         self._maybe_advance()

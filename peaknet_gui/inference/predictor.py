@@ -158,6 +158,8 @@ class Predictor:
         self.peak_min_pixel_snr = op.peak_min_pixel_snr
         self.peak_threshold = op.segmentation_threshold  # None: argmax
         self.peak_pixel_snr_photon_floor = op.pixel_snr_photon_floor
+        #: the whole point, with its fallback for frames whose stated gain cannot be trusted
+        self.operating_point = op
 
     # --- device and backend -----------------------------------------------------------------
     @property

@@ -31,6 +31,12 @@ and stored in the weights' sidecar (``metadata.operating_point``).  The CLI, the
 the GUI use it by default -- nothing to tune by hand -- and every one of them can override it
 (``FinderSettings.min_confidence`` / ``min_pixel_snr``, ``--min-confidence`` / ``--min-pixel-snr``).
 
+That floor is only as good as the gain the geometry states.  Weights may carry a second point,
+``when_gain_unreliable`` (fitted without the floor on validation runs whose geometry understates
+the gain: ``peaknet evaluate --fit-operating-point --for-unreliable-gain --write``); the program
+uses it on frames whose background contradicts the stated gain or that state none
+(:mod:`peaknet_gui.peaks.gain_check`, :meth:`OperatingPoint.for_gain`).
+
 The fit maximises the mean over the validation runs (one per detector and style, and real
 frames with DIALS spot lists) of the peak F1 (simulated runs: on peaks with SNR >= 6,
 :class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its number of
@@ -90,14 +96,29 @@ class OperatingPoint:
     #: the pixel SNR is taken against max(local sigma, one photon) where the geometry gives the
     #: gain (fits from 2026-12-07 on; older sidecars: False, the local sigma alone)
     pixel_snr_photon_floor: bool = False
+    #: the point for frames whose geometry states no gain or one their background contradicts
+    #: (:mod:`peaknet_gui.peaks.gain_check`): with the photon floor off, a point fitted on runs
+    #: whose geometry understates the gain.  None: this point everywhere
+    when_gain_unreliable: Optional["OperatingPoint"] = None
 
     @classmethod
     def from_metadata(cls, metadata: Optional[dict]) -> "OperatingPoint":
         raw = (metadata or {}).get("operating_point") or {}
+        return cls._from_raw(raw)
+
+    @classmethod
+    def _from_raw(cls, raw: dict, nested: bool = False) -> "OperatingPoint":
+        fallback = raw.get("when_gain_unreliable")
         return cls(peak_min_confidence=_number_in(raw, "peak_min_confidence", 1.0), fitted_on=list(raw.get("fitted_on", [])),
                    objective=str(raw.get("objective", "")), peak_min_pixel_snr=_number_in(raw, "peak_min_pixel_snr", 1e6),
                    peak_threshold=_number_in(raw, "peak_threshold", 1.0),
-                   pixel_snr_photon_floor=raw.get("pixel_snr_photon_floor") is True)
+                   pixel_snr_photon_floor=raw.get("pixel_snr_photon_floor") is True,
+                   when_gain_unreliable=cls._from_raw(fallback, nested=True)
+                   if isinstance(fallback, dict) and not nested else None)
+
+    def for_gain(self, reliable: bool) -> "OperatingPoint":
+        """The point for a frame whose stated gain is ``reliable`` (or not: the fallback, when there is one)."""
+        return self if reliable or self.when_gain_unreliable is None else self.when_gain_unreliable
 
     @property
     def segmentation_threshold(self) -> Optional[float]:
@@ -291,9 +312,12 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                 "max_blank_peaks": max_blank_peaks if n_blanks else None}
 
 
-def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None) -> Path:
+def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None, *,
+                          for_unreliable_gain: bool = False) -> Path:
     """Store ``op`` (and the fit's chosen and argmax figures) in the weights' sidecar, atomically;
-    the weights file and its checksum are untouched."""
+    the weights file and its checksum are untouched.  ``for_unreliable_gain``: as the fallback
+    of the point already there (``when_gain_unreliable``); otherwise as the point, keeping the
+    fallback the sidecar holds (same weights)."""
     from ..export.atomic import atomic_write
     from .weights import _read_sidecar, _readable, sidecar_path
 
@@ -301,10 +325,19 @@ def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dic
     side = _read_sidecar(weights_path)
     if side is None:
         raise InputError(f"{weights_path}: no sidecar {sidecar_path(weights_path).name} to record the operating point in")
-    entry = op.as_dict()
+    entry = {k: v for k, v in op.as_dict().items() if k != "when_gain_unreliable"}
     if report:
         entry["fit"] = {k: report[k] for k in ("chosen", "argmax") if report.get(k) is not None}
-    side.setdefault("metadata", {})["operating_point"] = entry
+    metadata = side.setdefault("metadata", {})
+    current = metadata.get("operating_point")
+    if for_unreliable_gain:
+        if not isinstance(current, dict) or not current:
+            raise InputError(f"{weights_path}: fit the operating point first; the one for an unreliable gain is its fallback")
+        current["when_gain_unreliable"] = entry
+    else:
+        if isinstance(current, dict) and isinstance(current.get("when_gain_unreliable"), dict):
+            entry["when_gain_unreliable"] = current["when_gain_unreliable"]
+        metadata["operating_point"] = entry
     target = sidecar_path(weights_path)
     with atomic_write(target) as fh:
         json.dump(side, fh, indent=2, sort_keys=True, default=float)

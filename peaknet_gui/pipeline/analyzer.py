@@ -30,6 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -44,6 +45,7 @@ from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
+from ..peaks.gain_check import check_gain
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
@@ -96,6 +98,7 @@ class FrameAnalyzer:
         self._predictor = predictor
         self._lock = threading.Lock()
         self._geom_cache: "OrderedDict[tuple, Optional[Geometry]]" = OrderedDict()
+        self._gain_warned: set = set()  # geometries whose untrusted gain the log has reported
         if hot_pixels is True:
             hot_pixels = HotPixelTracker()
         self.hot_pixels: Optional[HotPixelTracker] = hot_pixels or None
@@ -275,32 +278,60 @@ class FrameAnalyzer:
         new.device = result.device
         return new
 
-    def min_confidence(self, finder: Optional[FinderSettings] = None) -> float:
-        """The confidence a peak needs: the settings' value, else the loaded weights' operating point."""
-        return self._operating_value(finder, "min_confidence", "peak_min_confidence")
+    def min_confidence(self, finder: Optional[FinderSettings] = None, op=None) -> float:
+        """The confidence a peak needs: the settings' value, else the operating point ``op`` (default:
+        the loaded weights')."""
+        return self._operating_value(finder, "min_confidence", "peak_min_confidence", op)
 
-    def min_pixel_snr(self, finder: Optional[FinderSettings] = None) -> float:
-        """The pixel SNR a peak needs: the settings' value, else the loaded weights' operating point."""
-        return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr")
+    def min_pixel_snr(self, finder: Optional[FinderSettings] = None, op=None) -> float:
+        """The pixel SNR a peak needs: the settings' value, else the operating point ``op`` (default:
+        the loaded weights')."""
+        return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr", op)
 
-    def pixel_snr_photon_floor(self) -> bool:
-        """Whether the pixel SNR is taken against at least one photon (the loaded weights'
-        operating point says; :func:`~peaknet_gui.peaks.components.peaks_from_mask`)."""
+    def pixel_snr_photon_floor(self, op=None) -> bool:
+        """Whether the pixel SNR is taken against at least one photon (the operating point ``op``,
+        default the loaded weights', says; :func:`~peaknet_gui.peaks.components.peaks_from_mask`)."""
+        if op is not None:
+            return bool(op.pixel_snr_photon_floor)
         return bool(getattr(self._predictor, "peak_pixel_snr_photon_floor", False)) if self._predictor is not None else False
 
-    def peak_threshold(self, finder: Optional[FinderSettings] = None) -> Optional[float]:
-        """Peak pixels' probability threshold: the settings' value, else the loaded weights'
-        operating point; None: argmax (the peak class wins)."""
+    def peak_threshold(self, finder: Optional[FinderSettings] = None, op=None) -> Optional[float]:
+        """Peak pixels' probability threshold: the settings' value, else the operating point ``op``
+        (default: the loaded weights'); None: argmax (the peak class wins)."""
         value = (finder if finder is not None else self.finder).peak_threshold
         if value is not None:
             return float(value)
+        if op is not None:
+            return op.segmentation_threshold
         return getattr(self._predictor, "peak_threshold", None) if self._predictor is not None else None
 
-    def _operating_value(self, finder: Optional[FinderSettings], setting: str, fitted: str) -> float:
+    def _operating_value(self, finder: Optional[FinderSettings], setting: str, fitted: str, op=None) -> float:
         value = getattr(finder if finder is not None else self.finder, setting)
         if value is not None:
             return float(value)
+        if op is not None:
+            return float(getattr(op, fitted))
         return getattr(self._predictor, fitted) if self._predictor is not None else 0.0
+
+    def operating_point_for(self, frame: Frame, geom: Optional[Geometry]):
+        """(operating point, :class:`~peaknet_gui.peaks.gain_check.GainCheck` or None) for this
+        frame: the weights' point, or its fallback where the frame's background contradicts the gain
+        its geometry states (:mod:`peaknet_gui.peaks.gain_check`); None, None without weights.  The
+        first frame of a geometry whose gain is not trusted is reported once in the log."""
+        op = getattr(self._predictor, "operating_point", None) if self._predictor is not None else None
+        if op is None or op.when_gain_unreliable is None:
+            return op, None
+        usable = np.isfinite(frame.data) if frame.data.dtype.kind == "f" else np.ones(frame.shape, dtype=bool)
+        if frame.bad is not None:
+            usable &= ~frame.bad
+        maps = detector_maps(geom, frame.shape) if geom is not None else None
+        check = check_gain(frame.data, usable, geom, maps, self._energy(frame, geom))
+        if not check.reliable:
+            key = geometry_fingerprint(geom) if geom is not None else None
+            if key not in self._gain_warned:
+                self._gain_warned.add(key)
+                log.warning("%s", check.message(frame.event.path))
+        return op.for_gain(check.reliable), check
 
     @staticmethod
     def _auto_mask(artifact: np.ndarray, static: Optional[np.ndarray], bad: Optional[np.ndarray], mask: MaskSettings,
@@ -337,7 +368,10 @@ class FrameAnalyzer:
         if artifact_mask is None:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
         auto = self._auto_mask(artifact_mask, static, frame.bad, mask, run_bad)
-        threshold = self.peak_threshold(finder)
+        op, gain = self.operating_point_for(frame, geom)
+        threshold = self.peak_threshold(finder, op)
+        if gain is not None and not gain.reliable and threshold != self.peak_threshold(finder):
+            peak_mask = None  # a mask made on the device at the weights' own threshold does not apply
         if peak_mask is None:
             peak_mask = peak_mask_from_probabilities(peak_prob, artifact_prob, threshold)
         # below the model's own decision a threshold joins neighbouring spots: split them at its cores
@@ -359,9 +393,9 @@ class FrameAnalyzer:
             max_pixels=finder.max_pixels,
             maps=maps,
             score=peak_prob,
-            min_score=self.min_confidence(finder),
-            min_pixel_snr=self.min_pixel_snr(finder),
-            photon_floor=self.pixel_snr_photon_floor(),
+            min_score=self.min_confidence(finder, op),
+            min_pixel_snr=self.min_pixel_snr(finder, op),
+            photon_floor=self.pixel_snr_photon_floor(op),
             cores=cores,
         )
         unreadable = frame.unusable if static is None else (static if frame.unusable is None else frame.unusable | static)
@@ -376,6 +410,7 @@ class FrameAnalyzer:
         return FrameResult(
             ring_spots=rings,
             hot_pixels=0 if run_bad is None else int(np.count_nonzero(run_bad)),
+            gain_warning="" if gain is None or gain.reliable else gain.message(Path(frame.event.path).name, figures=False),
             serial=frame.serial,
             event=frame.event,
             peaks=peaks,

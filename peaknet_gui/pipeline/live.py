@@ -104,13 +104,7 @@ def run_stream_analysis(
                     t0 = time.perf_counter()
                     sink.add(frame, res)
                     res.timings_ms["export"] = 1e3 * (time.perf_counter() - t0)
-                summary.frames += 1
-                summary.hits += int(res.hit)
-                summary.peaks += res.n_peaks
-                summary.ring_spots += len(res.ring_spots)
-                summary.frames_with_rings += int(len(res.ring_spots) > 0)
-                for k, v in res.timings_ms.items():
-                    summary.stage_ms[k] = summary.stage_ms.get(k, 0.0) + float(v)
+                summary.count(res)
                 if progress is not None:
                     progress(RunProgress(summary.frames, max(len(source), summary.frames), summary.hits, summary.peaks,
                                          time.perf_counter() - t_start, res))

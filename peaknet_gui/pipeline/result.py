@@ -20,7 +20,8 @@ class FrameResult:
     ``None`` for the classical finder.  ``artifact_mask`` is True where a pixel is masked.
     ``ring_spots``: the peaks found on a powder ring (:mod:`peaknet_gui.peaks.rings`), not in
     ``peaks`` and masked in ``artifact_mask``.  ``hot_pixels``: how many of the run's hot and dead
-    pixels (:mod:`peaknet_gui.masks.hot_pixels`) were masked in this frame.
+    pixels (:mod:`peaknet_gui.masks.hot_pixels`) were masked in this frame.  ``gain_warning``: why
+    the operating point for an untrusted gain was used (empty: the weights' own point).
     """
 
     serial: int
@@ -35,6 +36,9 @@ class FrameResult:
     timings_ms: dict = field(default_factory=dict)
     ring_spots: PeakList = field(default_factory=PeakList)
     hot_pixels: int = 0
+    #: set where the frame's background contradicts the gain its geometry states and the weights'
+    #: operating point for an unreliable gain was used (:mod:`peaknet_gui.peaks.gain_check`)
+    gain_warning: str = ""
 
     @property
     def n_peaks(self) -> int:

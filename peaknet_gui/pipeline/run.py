@@ -74,6 +74,22 @@ class RunSummary:
     hot_pixels: Optional[dict] = None  # the run's hot/dead pixels (masks.hot_pixels.HotPixelReport.as_dict)
     dropped: int = 0  # live streams: frames that left the in-memory window before they were analysed
     stopped_because: str = ""  # live streams: why the run ended (series end, frame count, stall)
+    gain_untrusted: int = 0  # frames judged by the weights' point for an unreliable gain (peaks/gain_check.py)
+    gain_warning: str = ""  # why, as the first such frame said it
+
+    def count(self, res) -> None:
+        """Add one analysed frame's totals (hits, peaks, ring spots, gain check, stage times)."""
+        self.frames += 1
+        self.hits += int(res.hit)
+        self.peaks += res.n_peaks
+        self.ring_spots += len(res.ring_spots)
+        self.frames_with_rings += int(len(res.ring_spots) > 0)
+        warning = getattr(res, "gain_warning", "")
+        if warning:
+            self.gain_untrusted += 1
+            self.gain_warning = self.gain_warning or warning
+        for k, v in res.timings_ms.items():
+            self.stage_ms[k] = self.stage_ms.get(k, 0.0) + float(v)
 
     @property
     def hit_rate(self) -> float:
@@ -115,6 +131,8 @@ class RunSummary:
             "hot_pixels": self.hot_pixels,
             "dropped": self.dropped,
             "stopped_because": self.stopped_because,
+            "gain_untrusted_frames": self.gain_untrusted,
+            "gain_warning": self.gain_warning,
         }
 
     def format(self) -> str:
@@ -133,6 +151,9 @@ class RunSummary:
         if hp.get("hot_pixels") or hp.get("dead_pixels"):
             lines.append(f"hot pixels  {hp.get('hot_pixels')} hot, {hp.get('dead_pixels')} dead (from {hp.get('frames')} frames; "
                          "masked, never peaks)")
+        if self.gain_untrusted:
+            lines.append(f"gain        {self.gain_untrusted} frame(s) judged by the point for an unreliable gain: "
+                         + self.gain_warning.split(": ", 1)[-1])
         if self.errors:
             lines.append(f"skipped     {len(self.errors)} unreadable frame(s)")
         if self.dropped or self.stopped_because:
@@ -263,13 +284,7 @@ def run_analysis(
                     t0 = time.perf_counter()
                     sink.add(frame, res)
                     res.timings_ms["export"] = 1e3 * (time.perf_counter() - t0)
-                summary.frames += 1
-                summary.hits += int(res.hit)
-                summary.peaks += res.n_peaks
-                summary.ring_spots += len(res.ring_spots)
-                summary.frames_with_rings += int(len(res.ring_spots) > 0)
-                for k, v in res.timings_ms.items():
-                    summary.stage_ms[k] = summary.stage_ms.get(k, 0.0) + float(v)
+                summary.count(res)
                 if progress is not None:
                     progress(RunProgress(summary.frames, len(indices), summary.hits, summary.peaks, time.perf_counter() - t_start, res))
     except KeyboardInterrupt as e:
