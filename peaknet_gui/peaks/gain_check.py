@@ -13,7 +13,7 @@ adds to the variance, pedestal offsets to the mean, detector response to neither
 the stated photons, ``var / mean`` of blank background blocks is about 1 where the stated gain
 is right (measured on every shared real frame whose geometry states its gain: thaumatin, I03,
 I23 and L-cysteine Pilatus/Eiger frames 0.95-1.03, the JUNGFRAU module 0.90, the CSPAD tile with
-25 ADU/photon 0.90; simulated detectors with their gain 0.3-1.0) and the true gain over the
+25 ADU/photon 0.90; simulated detectors with their gain 0.06-1.0) and the true gain over the
 stated one at least where it is understated (the CSPAD stills with 1 ADU/photon: 5.0).  Above
 :data:`UNDERSTATED_DISPERSION` the stated gain cannot be right and the photon floor is not
 trusted (:func:`check_gain`).
@@ -38,7 +38,7 @@ MIN_BLOCKS = 200
 #: a block holding a pixel this many robust sigmas above the frame's median holds a spot, not background
 SPOT_SIGMAS = 30.0
 #: var / mean of the background in the stated photons above this: the stated gain is too small.
-#: Right gains give 0.3-1.05 on every detector measured; the understated CSPAD gain gives 5
+#: Right gains give 0.06-1.05 on every detector measured; the understated CSPAD gain gives 5
 UNDERSTATED_DISPERSION = 2.5
 
 
