@@ -52,13 +52,16 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         form.addRow("Peak prob.", self.threshold)
         self.confidence = ProbabilitySlider("model", auto_label="auto",
                                             auto_tip="Keep the peaks the loaded weights were fitted to keep\n"
-                                            "(their operating point, fitted on simulated validation runs)")
+                                            "(their operating point, fitted on simulated validation runs;\n"
+                                            "on frames whose background contradicts the geometry's gain,\n"
+                                            "their stricter point for an unreliable gain: the status bar says so)")
         self.confidence.setToolTip("Highest peak probability a peak needs to be kept (its confidence).\n"
                                    "Moving it re-filters the cached probabilities: no new model run.")
         form.addRow("Confidence", self.confidence)
         self.pixel_snr = dspin(-1.0, 1000.0, -1.0 if finder.min_pixel_snr is None else finder.min_pixel_snr, 1, 0.5,
                                "Local-background sigmas a peak's brightest pixel needs (0: no test).\n"
-                               "'model': the loaded weights' operating point.\n"
+                               "'model': the loaded weights' operating point (their stricter one where\n"
+                               "the frame's background contradicts the geometry's gain).\n"
                                "Re-filters the cached probabilities: no new model run.", special="model")
         form.addRow("Pixel SNR", self.pixel_snr)
         self.drop_rings = QtWidgets.QCheckBox("drop powder-ring spots")
