@@ -225,16 +225,11 @@ def _frame_point(op, args, data, bad, geom, chosen) -> tuple:
     """(min confidence, min pixel SNR, segmentation threshold or None, point) for one real frame:
     as the program judges it -- the weights' point, or its fallback where the frame's background
     contradicts the stated gain (peaks/gain_check.py) -- with the command line's values winning."""
-    import numpy as np
-
-    from ..peaks.gain_check import check_gain
+    from ..peaks.gain_check import check_frame_gain
 
     if op.when_gain_unreliable is None:
         return (*chosen, op)
-    usable = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
-    if bad is not None:
-        usable &= ~bad
-    point = op.for_gain(check_gain(data, usable, geom).reliable)
+    point = op.for_gain(check_frame_gain(data, bad, geom).reliable)
     if point is op:
         return (*chosen, op)
     conf = point.peak_min_confidence if args.min_confidence is None else args.min_confidence

@@ -115,3 +115,12 @@ def check_gain(data: np.ndarray, usable: np.ndarray, geometry: Optional[Geometry
     dispersion = background_dispersion(data, usable, stated)
     reliable = not (np.isfinite(dispersion) and dispersion > UNDERSTATED_DISPERSION)
     return GainCheck(dispersion, stated, reliable)
+
+
+def check_frame_gain(data: np.ndarray, bad: Optional[np.ndarray], geometry: Optional[Geometry],
+                     maps: Optional[DetectorMaps] = None, photon_energy_ev: Optional[float] = None) -> GainCheck:
+    """:func:`check_gain` of a frame whose ``bad`` pixels (and non-finite values) are not background."""
+    usable = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
+    if bad is not None:
+        usable &= ~np.asarray(bad, dtype=bool)
+    return check_gain(data, usable, geometry, maps, photon_energy_ev)

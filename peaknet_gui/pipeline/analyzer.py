@@ -45,7 +45,7 @@ from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
 from ..peaks.detmaps import geometry_fingerprint, detector_maps
 from ..peaks.filters import filter_peaks, is_hit, peak_mask_from_probabilities
-from ..peaks.gain_check import check_gain
+from ..peaks.gain_check import check_frame_gain
 from ..peaks.peakfinder8 import Peakfinder8Settings, peakfinder8
 from .result import FrameResult
 from .settings import FinderSettings, MaskSettings
@@ -321,11 +321,8 @@ class FrameAnalyzer:
         op = getattr(self._predictor, "operating_point", None) if self._predictor is not None else None
         if op is None or op.when_gain_unreliable is None:
             return op, None
-        usable = np.isfinite(frame.data) if frame.data.dtype.kind == "f" else np.ones(frame.shape, dtype=bool)
-        if frame.bad is not None:
-            usable &= ~frame.bad
         maps = detector_maps(geom, frame.shape) if geom is not None else None
-        check = check_gain(frame.data, usable, geom, maps, self._energy(frame, geom))
+        check = check_frame_gain(frame.data, frame.bad, geom, maps, self._energy(frame, geom))
         if not check.reliable:
             key = geometry_fingerprint(geom) if geom is not None else None
             if key not in self._gain_warned:
