@@ -172,3 +172,14 @@ def test_find_reports_frames_judged_for_an_unreliable_gain(tmp_path, capsys, cap
     totals = json.loads((tmp_path / "out" / "summary.json").read_text())["totals"]
     assert totals["gain_untrusted_frames"] == 1 and "too small" in totals["gain_warning"]
     assert "gain        1 frame(s) judged by the point for an unreliable gain" in capsys.readouterr().out
+
+
+def test_the_warning_survives_the_compact_results_of_the_cluster_and_the_window_store():
+    from peaknet_gui.cluster.compact import CompactResult
+    from peaknet_gui.peaks.peaklist import PeakList
+    from peaknet_gui.pipeline.result import FrameResult
+
+    frame = Frame(data=np.zeros((8, 8), np.float32), event=EventId("a.h5", 3), serial=3)
+    for warning in ("a.h5: the background varies more than 1 ADU per photon allows", ""):
+        res = FrameResult(serial=3, event=frame.event, peaks=PeakList(), hit=False, gain_warning=warning)
+        assert CompactResult.from_result(0, 3, frame, res).result().gain_warning == warning
