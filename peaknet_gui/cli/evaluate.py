@@ -163,10 +163,7 @@ def run(args) -> int:
     from ..model.operating_point import OperatingPoint
 
     op = OperatingPoint.from_metadata(info.metadata)
-    min_conf = op.peak_min_confidence if args.min_confidence is None else args.min_confidence
-    min_snr = op.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
-    seg = op.peak_threshold if args.peak_threshold is None else args.peak_threshold
-    seg = seg if seg > 0 else None
+    min_conf, min_snr, seg = _point_values(op, args)
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
@@ -191,7 +188,8 @@ def run(args) -> int:
                 raise InputError(f"{p}: no reference spot list (give --spots or put {p.name}.spots.csv beside it)")
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
-                conf, snr, thr, point = _frame_point(op, args, data, bad, geom, (min_conf, min_snr, seg))
+                point = _frame_point(op, data, bad, geom)
+                conf, snr, thr = _point_values(point, args)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
                                  min_confidence=conf, drop_ring_spots=drop, whole_rings=whole,
                                  min_pixel_snr=snr, peak_threshold=thr, photon_floor=point.pixel_snr_photon_floor)
@@ -221,21 +219,23 @@ def run(args) -> int:
     return 0
 
 
-def _frame_point(op, args, data, bad, geom, chosen) -> tuple:
-    """(min confidence, min pixel SNR, segmentation threshold or None, point) for one real frame:
-    as the program judges it -- the weights' point, or its fallback where the frame's background
-    contradicts the stated gain (peaks/gain_check.py) -- with the command line's values winning."""
+def _point_values(point, args) -> tuple:
+    """(min confidence, min pixel SNR, segmentation threshold or None) of an operating point, the
+    command line's values winning."""
+    conf = point.peak_min_confidence if args.min_confidence is None else args.min_confidence
+    snr = point.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
+    seg = point.peak_threshold if args.peak_threshold is None else args.peak_threshold
+    return conf, snr, (seg if seg > 0 else None)
+
+
+def _frame_point(op, data, bad, geom):
+    """The point one real frame is judged by, as the program judges it: the weights' point, or its
+    fallback where the frame's background contradicts the stated gain (peaks/gain_check.py)."""
     from ..peaks.gain_check import check_frame_gain
 
     if op.when_gain_unreliable is None:
-        return (*chosen, op)
-    point = op.for_gain(check_frame_gain(data, bad, geom).reliable)
-    if point is op:
-        return (*chosen, op)
-    conf = point.peak_min_confidence if args.min_confidence is None else args.min_confidence
-    snr = point.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
-    thr = point.segmentation_threshold if args.peak_threshold is None else (args.peak_threshold or None)
-    return conf, snr, thr, point
+        return op
+    return op.for_gain(check_frame_gain(data, bad, geom).reliable)
 
 
 def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:

@@ -313,15 +313,17 @@ class FrameAnalyzer:
             return float(getattr(op, fitted))
         return getattr(self._predictor, fitted) if self._predictor is not None else 0.0
 
-    def operating_point_for(self, frame: Frame, geom: Optional[Geometry]):
+    def operating_point_for(self, frame: Frame, geom: Optional[Geometry], maps=None):
         """(operating point, :class:`~peaknet_gui.peaks.gain_check.GainCheck` or None) for this
         frame: the weights' point, or its fallback where the frame's background contradicts the gain
         its geometry states (:mod:`peaknet_gui.peaks.gain_check`); None, None without weights.  The
-        first frame of a geometry whose gain is not trusted is reported once in the log."""
+        first frame of a geometry whose gain is not trusted is reported once in the log.  ``maps``:
+        the geometry's :func:`~peaknet_gui.peaks.detmaps.detector_maps` when the caller has them."""
         op = getattr(self._predictor, "operating_point", None) if self._predictor is not None else None
         if op is None or op.when_gain_unreliable is None:
             return op, None
-        maps = detector_maps(geom, frame.shape) if geom is not None else None
+        if maps is None and geom is not None:
+            maps = detector_maps(geom, frame.shape)
         check = check_frame_gain(frame.data, frame.bad, geom, maps, self._energy(frame, geom))
         if not check.reliable:
             key = geometry_fingerprint(geom) if geom is not None else None
@@ -365,7 +367,8 @@ class FrameAnalyzer:
         if artifact_mask is None:
             artifact_mask = artifact_mask_from_probabilities(artifact_prob, peak_prob, mask.artifact_threshold)
         auto = self._auto_mask(artifact_mask, static, frame.bad, mask, run_bad)
-        op, gain = self.operating_point_for(frame, geom)
+        maps = detector_maps(geom, frame.shape) if geom is not None else None
+        op, gain = self.operating_point_for(frame, geom, maps)
         threshold = self.peak_threshold(finder, op)
         if gain is not None and not gain.reliable and threshold != self.peak_threshold(finder):
             peak_mask = None  # a mask made on the device at the weights' own threshold does not apply
@@ -379,7 +382,6 @@ class FrameAnalyzer:
             exclude = exclude | static
         if frame.bad is not None and not mask.include_gaps:
             exclude = exclude | frame.bad
-        maps = detector_maps(geom, frame.shape) if geom is not None else None
         peaks = peaks_from_mask(
             frame.data,
             peak_mask,
