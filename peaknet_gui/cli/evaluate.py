@@ -163,11 +163,13 @@ def run(args) -> int:
     from ..model.operating_point import OperatingPoint
 
     op = OperatingPoint.from_metadata(info.metadata)
-    min_conf, min_snr, seg = _point_values(op, args)
+    min_conf, min_snr, seg, tier = _point_values(op, args)
     drop = not args.keep_ring_spots
     whole = not args.no_whole_rings
     report = {"weights": info.path, "sha256": info.sha256, "config": info.config.name, "min_confidence": min_conf,
               "min_pixel_snr": min_snr, "peak_threshold": seg or 0.0, "pixel_snr_photon_floor": op.pixel_snr_photon_floor,
+              "confident_tier": None if tier is None else {"min_confidence": tier.min_confidence,
+                                                           "min_pixel_snr": tier.min_pixel_snr},
               "drop_ring_spots": drop, "whole_rings": whole}
     if shared:
         report["shared_with_training"] = shared
@@ -175,7 +177,7 @@ def run(args) -> int:
         d = evaluate_labelled_runs(net, [str(p) for p in labelled], radius=args.radius, device=device,
                                    max_frames=args.max_frames, min_confidence=min_conf, drop_ring_spots=drop,
                                    whole_rings=whole, min_pixel_snr=min_snr, peak_threshold=seg,
-                                   photon_floor=op.pixel_snr_photon_floor)
+                                   photon_floor=op.pixel_snr_photon_floor, confident=tier)
         if not args.per_frame:
             d.pop("per_frame", None)
         report["labelled"] = d
@@ -189,10 +191,11 @@ def run(args) -> int:
             for name, data, bad, geom in read_real_frames(p, geometry):
                 ref = read_spots_csv(spots, geom)
                 point = _frame_point(op, data, bad, geom)
-                conf, snr, thr = _point_values(point, args)
+                conf, snr, thr, frame_tier = _point_values(point, args)
                 score_real_frame(net, data, bad, ref, scores, geometry=geom, radius=args.radius, device=device, name=name,
                                  min_confidence=conf, drop_ring_spots=drop, whole_rings=whole,
-                                 min_pixel_snr=snr, peak_threshold=thr, photon_floor=point.pixel_snr_photon_floor)
+                                 min_pixel_snr=snr, peak_threshold=thr, photon_floor=point.pixel_snr_photon_floor,
+                                 confident=frame_tier)
         d = scores.summary()
         d["per_frame"] = scores.per_frame
         report["real"] = d
@@ -200,7 +203,8 @@ def run(args) -> int:
         print(json.dumps(report, indent=2, default=float))
         return 0
     print(f"weights {info.path} (sha256 {info.sha256[:16]}..., config {info.config.name}), "
-          f"peaks of confidence >= {min_conf:g} and pixel SNR >= {min_snr:g}")
+          f"peaks of confidence >= {min_conf:g} and pixel SNR >= {min_snr:g}"
+          + (f" (or confidence >= {tier.min_confidence:g} and pixel SNR >= {tier.min_pixel_snr:g})" if tier else ""))
     if "labelled" in report:
         d = report["labelled"]
         print(f"labelled runs: {len(labelled)}, frames {d['frames']}")
@@ -220,12 +224,14 @@ def run(args) -> int:
 
 
 def _point_values(point, args) -> tuple:
-    """(min confidence, min pixel SNR, segmentation threshold or None) of an operating point, the
-    command line's values winning."""
+    """(min confidence, min pixel SNR, segmentation threshold or None, second tier or None) of an
+    operating point, the command line's values winning (either of the first two given: no tier, as
+    in the program)."""
     conf = point.peak_min_confidence if args.min_confidence is None else args.min_confidence
     snr = point.peak_min_pixel_snr if args.min_pixel_snr is None else args.min_pixel_snr
     seg = point.peak_threshold if args.peak_threshold is None else args.peak_threshold
-    return conf, snr, (seg if seg > 0 else None)
+    tier = point.confident_tier if args.min_confidence is None and args.min_pixel_snr is None else None
+    return conf, snr, (seg if seg > 0 else None), tier
 
 
 def _frame_point(op, data, bad, geom):
@@ -292,7 +298,15 @@ def _fit(args, net, info, labelled, real, geometry, device, shared) -> int:
             line += " (none within the limit)"
         print(line)
     print(f"blank frames: {rep.get('blank_constraint', 'none')}")
+    tier = rep.get("tier")
+    if rep.get("tier_curve"):
+        print(f"second tier (confident components at a lower pixel SNR): {len(rep['tier_curve'])} tried; "
+              + (f"kept confidence >= {tier['min_confidence']:g} at pixel SNR >= {tier['pixel_snr']:g}: mean F1 "
+                 f"{chosen['mean_f1']:.4f} -> {tier['mean_f1']:.4f}, worst blank frame {tier['blank_peaks_max']} peaks"
+                 if tier else "none raises the mean F1 within the blank-frame limit"))
     print(f"operating point: peak_min_confidence {op.peak_min_confidence:g}, peak_min_pixel_snr {op.peak_min_pixel_snr:g}, "
           f"peak_threshold {op.peak_threshold:g} (0 = argmax)"
+          + (f", or confidence >= {op.confident_min_confidence:g} and pixel SNR >= {op.confident_min_pixel_snr:g}"
+             if op.confident_tier else "")
           + (f" (written to {rep['written_to']})" if args.write else " (not written; add --write)"))
     return 0

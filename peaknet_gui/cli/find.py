@@ -76,7 +76,8 @@ def register(sub) -> None:
                    help="highest peak probability a peak needs (default: the weights' fitted operating point; 0: every component)")
     p.add_argument("--min-pixel-snr", type=pixel_snr,
                    help="local-background sigmas a peak's brightest pixel needs (default: the weights' fitted operating "
-                   "point; 0: no test)")
+                   "point, with its second tier for peaks the model is sure of; 0: no test; either this or "
+                   "--min-confidence replaces both tiers)")
     p.add_argument("--keep-ring-spots", action="store_true",
                    help="keep peaks that crowd on a powder ring (ice, salt; default: moved to the auto-mask)")
     p.add_argument("--min-res", type=positive, help="finest d-spacing kept, Angstrom")

@@ -35,7 +35,7 @@ def compare(before: str, after: str, data: Sequence[str], *, device: str = "cpu"
             out["min_confidence"], out["min_pixel_snr"] = op.peak_min_confidence, op.peak_min_pixel_snr
         d = evaluate_labelled_runs(net, list(data), device=dev, min_confidence=op.peak_min_confidence,
                                    min_pixel_snr=op.peak_min_pixel_snr, peak_threshold=op.segmentation_threshold,
-                                   photon_floor=op.pixel_snr_photon_floor)
+                                   photon_floor=op.pixel_snr_photon_floor, confident=op.confident_tier)
         out[name] = {k: d[k] for k in KEYS if k in d}
         out[name]["weights"] = info.path
         out[name]["sha256"] = info.sha256

@@ -49,7 +49,7 @@ import torch
 from ..errors import InputError
 from ..masks.powder_rings import mask_powder_rings
 from ..peaks.components import peaks_from_mask
-from ..peaks.filters import passes_operating_point, peak_mask_from_probabilities
+from ..peaks.filters import ConfidentTier, passes_operating_point, peak_mask_from_probabilities
 from ..peaks.matching import match_peaks
 from ..peaks.peaklist import PeakList
 from ..peaks.rings import equivalent_polar, powder_ring_peaks
@@ -268,17 +268,20 @@ class FramePeaks:
     ref_npix: Optional[np.ndarray] = None
     ring_azimuth: Optional[np.ndarray] = None
 
-    def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
-        """Which found peaks pass the operating point (confidence, then pixel SNR)."""
+    def kept(self, min_confidence: float = 0.0, min_pixel_snr: float = 0.0,
+             confident: Optional[ConfidentTier] = None) -> np.ndarray:
+        """Which found peaks pass the operating point (confidence, then pixel SNR; or the
+        ``confident`` tier)."""
         if self.found is None:  # positions and confidences only: no pixel SNR to test
             return self.confidence >= min_confidence
-        return passes_operating_point(self.found, min_confidence, min_pixel_snr)
+        return passes_operating_point(self.found, min_confidence, min_pixel_snr, confident)
 
     def score(self, scores: Scores, min_confidence: float = 0.0, radius: float = 2.0,
-              drop_ring_spots: bool = True, *, min_pixel_snr: float = 0.0) -> dict:
+              drop_ring_spots: bool = True, *, min_pixel_snr: float = 0.0,
+              confident: Optional[ConfidentTier] = None) -> dict:
         """Add the peaks of confidence >= ``min_confidence`` and pixel SNR >= ``min_pixel_snr``
-        (and off powder rings) to ``scores`` (:meth:`Scores.add_peaks`)."""
-        keep = self.kept(min_confidence, min_pixel_snr)
+        (or the ``confident`` tier's; and off powder rings) to ``scores`` (:meth:`Scores.add_peaks`)."""
+        keep = self.kept(min_confidence, min_pixel_snr, confident)
         if drop_ring_spots and self.ring_radius is not None and keep.any():
             azimuth = None if self.ring_azimuth is None else self.ring_azimuth[keep]
             keep[keep] = ~powder_ring_peaks(self.ring_radius[keep], azimuth=azimuth)
@@ -329,16 +332,17 @@ def labelled_frame_peaks_at(net, run, i: int, peak_thresholds: Sequence[Optional
 
 def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray], geometry,
                     found: Optional[PeakList], min_confidence: float = 0.0, drop_ring_spots: bool = True,
-                    whole_rings: bool = True, min_pixel_snr: float = 0.0) -> np.ndarray:
+                    whole_rings: bool = True, min_pixel_snr: float = 0.0,
+                    confident: Optional[ConfidentTier] = None) -> np.ndarray:
     """The class map ``pred`` with class 2 where the program's auto-mask is: the network's
-    artifact pixels, discs over the powder-ring spots among the ``found`` peaks of confidence
-    >= ``min_confidence`` and pixel SNR >= ``min_pixel_snr`` (when ``drop_ring_spots``), rings followed along their arcs and
+    artifact pixels, discs over the powder-ring spots among the ``found`` peaks that pass the
+    operating point (``min_confidence``, ``min_pixel_snr``, ``confident``; when ``drop_ring_spots``), rings followed along their arcs and
     trimmed to their scatter (when ``whole_rings``; trimmed pixels become class 0): the steps of
     :func:`~peaknet_gui.masks.powder_rings.mask_powder_rings`, which
     :class:`~peaknet_gui.pipeline.analyzer.FrameAnalyzer` takes too.  Needs a geometry."""
     if geometry is None or not (drop_ring_spots or whole_rings):
         return pred
-    kept = PeakList() if found is None else found.select(passes_operating_point(found, min_confidence, min_pixel_snr))
+    kept = PeakList() if found is None else found.select(passes_operating_point(found, min_confidence, min_pixel_snr, confident))
     _, _, _, art = mask_powder_rings(kept, pred == 2, data, bad, geometry, peak_pixels=pred == 1,
                                      drop_ring_spots=drop_ring_spots, whole_rings=whole_rings)
     out = pred.copy()
@@ -350,16 +354,16 @@ def program_classes(pred: np.ndarray, data: np.ndarray, bad: Optional[np.ndarray
 def evaluate_labelled_frame(net, run, i: int, scores: Scores, *, radius: float = 2.0, device="cpu",
                             min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
                             min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
-                            photon_floor: bool = False) -> dict:
+                            photon_floor: bool = False, confident: Optional[ConfidentTier] = None) -> dict:
     data = run.data(i)
     peaks, pred, labels, bad = labelled_frame_peaks(net, run, i, device=device, data=data, peak_threshold=peak_threshold,
                                                     photon_floor=photon_floor)
     pred = program_classes(pred, data, bad, run.geometry, None if peaks is None else peaks.found,
-                           min_confidence, drop_ring_spots, whole_rings, min_pixel_snr)
+                           min_confidence, drop_ring_spots, whole_rings, min_pixel_snr, confident)
     scores.add_pixels(pred, labels, ~bad)
     if peaks is None:
         return {}
-    return peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
+    return peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr, confident=confident)
 
 
 def validate(net, frames, *, device="cpu", radius: float = 2.0) -> dict:
@@ -459,12 +463,12 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
                      *, geometry=None, radius: float = 2.0, device="cpu", name: str = "",
                      min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
                      min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
-                     photon_floor: bool = False) -> dict:
+                     photon_floor: bool = False, confident: Optional[ConfidentTier] = None) -> dict:
     peaks, pred = real_frame_peaks(net, data, bad, ref_xy, geometry=geometry, device=device, name=name,
                                    peak_threshold=peak_threshold, photon_floor=photon_floor)
     pred = program_classes(pred, data, bad, geometry, peaks.found, min_confidence, drop_ring_spots, whole_rings,
-                           min_pixel_snr)
-    rec = peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
+                           min_pixel_snr, confident)
+    rec = peaks.score(scores, min_confidence, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr, confident=confident)
     usable = np.ones(data.shape, bool) if bad is None else ~bad
     rec["masked_fraction"] = float(np.count_nonzero((pred == 2) & usable) / max(1, usable.sum()))
     return rec
@@ -473,7 +477,8 @@ def score_real_frame(net, data: np.ndarray, bad: Optional[np.ndarray], ref_xy: n
 def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, device="cpu", max_frames=None,
                            min_confidence: float = 0.0, drop_ring_spots: bool = True, whole_rings: bool = True,
                            min_pixel_snr: float = 0.0, peak_threshold: Optional[float] = None,
-                           hot_pixels: bool = True, photon_floor: bool = False) -> dict:
+                           hot_pixels: bool = True, photon_floor: bool = False,
+                           confident: Optional[ConfidentTier] = None) -> dict:
     """Scores of the runs ``paths``; with ``hot_pixels`` each run's hot and dead pixels are masked
     first, as the program masks them (:meth:`~.dataset.LabelledRun.mask_hot_pixels`)."""
     from .dataset import LabelledRun
@@ -489,7 +494,8 @@ def evaluate_labelled_runs(net, paths: Sequence[str], *, radius: float = 2.0, de
                 evaluate_labelled_frame(net, run, i, scores, radius=radius, device=device,
                                         min_confidence=min_confidence, drop_ring_spots=drop_ring_spots,
                                         whole_rings=whole_rings, min_pixel_snr=min_pixel_snr,
-                                        peak_threshold=peak_threshold, photon_floor=photon_floor)
+                                        peak_threshold=peak_threshold, photon_floor=photon_floor,
+                                        confident=confident)
         finally:
             run.close()
     d = scores.summary()

@@ -37,6 +37,16 @@ the gain: ``peaknet evaluate --fit-operating-point --for-unreliable-gain --write
 uses it on frames whose background contradicts the stated gain or that state none
 (:mod:`peaknet_gui.peaks.gain_check`, :meth:`OperatingPoint.for_gain`).
 
+A point may carry a second tier (``confident_min_confidence``, ``confident_min_pixel_snr``;
+:class:`~peaknet_gui.peaks.filters.ConfidentTier`): a component the model is sure of passes at a
+lower pixel SNR than the point's.  A pixel SNR of 6 is the noise floor of a blank frame (the
+components of pixel SNR 5-6 on v16's blank validation frames are noise, up to 24 per frame), yet a
+true spot of integrated SNR 6-10 spread over two or three pixels has a brightest pixel of SNR 4-6;
+the model's confidence tells them apart (median 0.6-0.7 for true spots there, ~0.2 for noise).
+The fit searches the tier after the point, on the same runs, and keeps it only where it raises
+the mean F1 without adding a peak to the point's worst blank frame (:func:`_fit_tier`).  The user's own minimum
+confidence or pixel SNR replaces both tiers.
+
 The fit maximises the mean over the validation runs (one per detector and style, and real
 frames with DIALS spot lists) of the peak F1 (simulated runs: on peaks with SNR >= 6,
 :class:`peaknet_gui.model.evaluate.Scores`), so that no detector dominates by its number of
@@ -56,6 +66,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..peaks.filters import ConfidentTier
 
 #: candidate minimum confidences (0 = every argmax component)
 DEFAULT_GRID = tuple([0.0] + [round(x, 3) for x in np.arange(0.40, 0.951, 0.025)])
@@ -70,6 +81,13 @@ DEFAULT_PEAK_THRESHOLDS = (0.0, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 DEFAULT_MAX_BLANK_PEAKS = 5.0
 #: candidate minimum pixel SNRs (0 = no photometric test)
 DEFAULT_SNR_GRID = (0.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0, 10.0, 12.0)
+#: candidate second tiers (:class:`~peaknet_gui.peaks.filters.ConfidentTier`), searched after the
+#: point itself: confidences, and pixel SNRs below the point's.  On v16's validation runs the
+#: components of pixel SNR 4-6 that are true spots had confidences of median 0.6-0.7, the others
+#: 0.18-0.24 (and on blank frames almost never >= 0.4): the model's confidence can stand in for
+#: part of the photometric evidence
+DEFAULT_TIER_CONFIDENCES = tuple(round(x, 3) for x in np.arange(0.30, 0.951, 0.05))
+DEFAULT_TIER_SNRS = (0.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0)
 
 
 def _number_in(raw: dict, key: str, upper: float) -> float:
@@ -96,6 +114,11 @@ class OperatingPoint:
     #: the pixel SNR is taken against max(local sigma, one photon) where the geometry gives the
     #: gain (fits from 2026-12-07 on; older sidecars: False, the local sigma alone)
     pixel_snr_photon_floor: bool = False
+    #: the second tier (:class:`~peaknet_gui.peaks.filters.ConfidentTier`): a component of
+    #: confidence >= ``confident_min_confidence`` is kept at pixel SNR >= ``confident_min_pixel_snr``
+    #: (fits from 2026-12-08 on; 0: no second tier, as older sidecars)
+    confident_min_confidence: float = 0.0
+    confident_min_pixel_snr: float = 0.0
     #: the point for frames whose geometry states no gain or one their background contradicts
     #: (:mod:`peaknet_gui.peaks.gain_check`): with the photon floor off, a point fitted on runs
     #: whose geometry understates the gain.  None: this point everywhere
@@ -113,12 +136,21 @@ class OperatingPoint:
                    objective=str(raw.get("objective", "")), peak_min_pixel_snr=_number_in(raw, "peak_min_pixel_snr", 1e6),
                    peak_threshold=_number_in(raw, "peak_threshold", 1.0),
                    pixel_snr_photon_floor=raw.get("pixel_snr_photon_floor") is True,
+                   confident_min_confidence=_number_in(raw, "confident_min_confidence", 1.0),
+                   confident_min_pixel_snr=_number_in(raw, "confident_min_pixel_snr", 1e6),
                    when_gain_unreliable=cls._from_raw(fallback, nested=True)
                    if isinstance(fallback, dict) and not nested else None)
 
     def for_gain(self, reliable: bool) -> "OperatingPoint":
         """The point for a frame whose stated gain is ``reliable`` (or not: the fallback, when there is one)."""
         return self if reliable or self.when_gain_unreliable is None else self.when_gain_unreliable
+
+    @property
+    def confident_tier(self) -> Optional[ConfidentTier]:
+        """The second tier, or None when the point has none."""
+        if self.confident_min_confidence <= 0:
+            return None
+        return ConfidentTier(self.confident_min_confidence, self.confident_min_pixel_snr)
 
     @property
     def segmentation_threshold(self) -> Optional[float]:
@@ -182,14 +214,16 @@ def collect_real_frames(net, files: Sequence[tuple], first_run: int, *, geometry
 
 
 def score_at(records: Sequence[tuple], threshold: float, n_runs: int, *, radius: float = 2.0,
-             drop_ring_spots: bool = True, min_pixel_snr: float = 0.0) -> List[dict]:
+             drop_ring_spots: bool = True, min_pixel_snr: float = 0.0,
+             confident: Optional[ConfidentTier] = None) -> List[dict]:
     """Per-run summaries (:meth:`Scores.summary`) keeping the peaks of confidence >= ``threshold``
-    and pixel SNR >= ``min_pixel_snr`` (and off powder rings unless ``drop_ring_spots`` is False)."""
+    and pixel SNR >= ``min_pixel_snr``, or the ``confident`` tier's (and off powder rings unless
+    ``drop_ring_spots`` is False)."""
     from .evaluate import Scores
 
     scores = [Scores() for _ in range(n_runs)]
     for run, peaks in records:
-        peaks.score(scores[run], threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
+        peaks.score(scores[run], threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr, confident=confident)
     return [s.summary() for s in scores]
 
 
@@ -199,7 +233,7 @@ def is_blank(peaks) -> bool:
 
 
 def blank_peaks_at(blanks: Sequence, threshold: float, min_pixel_snr: float, *, radius: float = 2.0,
-                   drop_ring_spots: bool = True) -> tuple:
+                   drop_ring_spots: bool = True, confident: Optional[ConfidentTier] = None) -> tuple:
     """(mean, most) peaks the program keeps per frame of the ``blanks``
     (:class:`~.evaluate.FramePeaks`) at minimum confidence ``threshold`` and minimum pixel SNR
     ``min_pixel_snr``."""
@@ -208,7 +242,7 @@ def blank_peaks_at(blanks: Sequence, threshold: float, min_pixel_snr: float, *, 
     counts = []
     for peaks in blanks:
         scores = Scores()  # a blank has no truth: every peak kept is a false positive
-        peaks.score(scores, threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr)
+        peaks.score(scores, threshold, radius, drop_ring_spots, min_pixel_snr=min_pixel_snr, confident=confident)
         counts.append(scores.fp)
     if not counts:
         return 0.0, 0
@@ -240,7 +274,8 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                         grid=DEFAULT_GRID, snr_grid=DEFAULT_SNR_GRID, radius: float = 2.0,
                         max_frames: Optional[int] = None, drop_ring_spots: bool = True,
                         peak_thresholds=DEFAULT_PEAK_THRESHOLDS, max_blank_peaks: Optional[float] = DEFAULT_MAX_BLANK_PEAKS,
-                        photon_floor: bool = True) -> tuple:
+                        photon_floor: bool = True, tier_confidences=DEFAULT_TIER_CONFIDENCES,
+                        tier_snrs=DEFAULT_TIER_SNRS) -> tuple:
     """(:class:`OperatingPoint`, report) maximising the mean per-run peak F1 over the minimum
     confidences ``grid`` times the minimum pixel SNRs ``snr_grid`` times the segmentation
     thresholds ``peak_thresholds`` (0: argmax): on the labelled runs
@@ -254,7 +289,10 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
     constraint held (``blank_constraint``).  The report's ``curve`` has one entry per point
     (``threshold`` the confidence, ``pixel_snr``, ``peak_threshold``, ``blank_peaks`` the mean and
     ``blank_peaks_max`` the most peaks on a blank frame).  ``photon_floor``: pixel SNRs against at
-    least one photon where the geometry gives the gain (recorded in the operating point)."""
+    least one photon where the geometry gives the gain (recorded in the operating point).  Then a
+    second tier (:func:`_fit_tier`, ``tier_confidences`` x ``tier_snrs``; empty: none) is fitted on
+    top of the chosen point; the report's ``tier`` is the one kept (None) and ``tier_curve`` every
+    one tried."""
     paths = [str(p) for p in paths]
     real = [(str(a), str(b)) for a, b in real]
     if not paths and not real:
@@ -300,16 +338,58 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                           f"worst frame at best {min(c['blank_peaks_max'] for c in curve)}): the best F1 was taken")
     best = max(feasible, key=lambda c: (round(c["mean_f1"], 6), -c["pixel_snr"], -c["threshold"],
                                         c["peak_threshold"] == 0, c["peak_threshold"]))
+    tier, tier_curve = _fit_tier(best, by_threshold[best["peak_threshold"]], names, runs_with_frames, complete,
+                                 radius=radius, drop_ring_spots=drop_ring_spots,
+                                 max_blank_peaks=max_blank_peaks if constraint.startswith("held") else None,
+                                 confidences=tier_confidences, snrs=tier_snrs)
     op = OperatingPoint(peak_min_confidence=best["threshold"], peak_min_pixel_snr=best["pixel_snr"],
                         peak_threshold=best["peak_threshold"], fitted_on=names, pixel_snr_photon_floor=bool(photon_floor),
+                        confident_min_confidence=tier["min_confidence"] if tier else 0.0,
+                        confident_min_pixel_snr=tier["pixel_snr"] if tier else 0.0,
                         objective="max mean over runs of peak F1 (simulated: against every truth peak when labelled by the "
                         "SNR rule, else SNR >= 6; real: against the spot lists)"
                         + ("; powder-ring spots dropped" if drop_ring_spots else "")
                         + ("; components split at the argmax cores" if best["peak_threshold"] else "")
-                        + (f"; at most {max_blank_peaks:g} peaks on any blank frame" if constraint.startswith("held") else ""))
+                        + (f"; at most {max_blank_peaks:g} peaks on any blank frame" if constraint.startswith("held") else "")
+                        + ("; then a second tier for confident components" if tier else ""))
     argmax = next((c for c in curve if c["threshold"] == 0 and c["pixel_snr"] == 0 and c["peak_threshold"] == 0), None)
     return op, {"chosen": best, "argmax": argmax, "curve": curve, "blank_constraint": constraint,
-                "max_blank_peaks": max_blank_peaks if n_blanks else None}
+                "max_blank_peaks": max_blank_peaks if n_blanks else None, "tier": tier, "tier_curve": tier_curve}
+
+
+def _fit_tier(best: dict, records: Sequence[tuple], names: Sequence[str], runs_with_frames: Sequence[int],
+              complete: Sequence[bool], *, radius: float, drop_ring_spots: bool, max_blank_peaks: Optional[float],
+              confidences: Sequence[float], snrs: Sequence[float]) -> tuple:
+    """(the best second tier as a curve entry or None, every tier tried) on top of the chosen point
+    ``best``, at its segmentation threshold: only tiers with a lower pixel SNR and a higher
+    confidence than the point's that raise the mean F1 and, when the blank-frame limit held for
+    the point, add no peak to its worst blank frame (at most the point's own worst, never above the
+    limit: the tier is for faint spots, and real blank frames are noisier than simulated ones --
+    v16's first tier at the limit itself put 5.5 peaks on the real thaumatin blanks) compete; ties
+    go to the higher confidence, then the higher pixel SNR."""
+    if best["pixel_snr"] <= 0:
+        return None, []
+    blanks = [peaks for _, peaks in records if is_blank(peaks)]
+    tried = []
+    for conf in confidences:
+        if conf <= best["threshold"]:
+            continue
+        for snr in snrs:
+            if snr >= best["pixel_snr"]:
+                continue
+            tier = ConfidentTier(float(conf), float(snr))
+            per_run = score_at(records, best["threshold"], len(names), radius=radius, drop_ring_spots=drop_ring_spots,
+                               min_pixel_snr=best["pixel_snr"], confident=tier)
+            f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
+            blank_mean, blank_most = blank_peaks_at(blanks, best["threshold"], best["pixel_snr"], radius=radius,
+                                                    drop_ring_spots=drop_ring_spots, confident=tier)
+            tried.append({"min_confidence": float(conf), "pixel_snr": float(snr), "mean_f1": float(np.mean(f1s)),
+                          "blank_peaks": blank_mean, "blank_peaks_max": blank_most})
+    limit = None if max_blank_peaks is None else min(max_blank_peaks, best["blank_peaks_max"])
+    ok = [t for t in tried if t["mean_f1"] > best["mean_f1"] + 1e-6 and (limit is None or t["blank_peaks_max"] <= limit)]
+    if not ok:
+        return None, tried
+    return max(ok, key=lambda t: (round(t["mean_f1"], 6), t["min_confidence"], t["pixel_snr"])), tried
 
 
 def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dict] = None, *,
@@ -327,7 +407,7 @@ def write_operating_point(weights_path, op: OperatingPoint, report: Optional[dic
         raise InputError(f"{weights_path}: no sidecar {sidecar_path(weights_path).name} to record the operating point in")
     entry = {k: v for k, v in op.as_dict().items() if k != "when_gain_unreliable"}
     if report:
-        entry["fit"] = {k: report[k] for k in ("chosen", "argmax") if report.get(k) is not None}
+        entry["fit"] = {k: report[k] for k in ("chosen", "argmax", "tier") if report.get(k) is not None}
     metadata = side.setdefault("metadata", {})
     current = metadata.get("operating_point")
     if for_unreliable_gain:

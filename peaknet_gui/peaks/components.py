@@ -43,6 +43,7 @@ from ..errors import InputError
 from ..geometry import Geometry
 from .background import ring_stats
 from .detmaps import DetectorMaps, detector_maps, peak_resolution, photon_adu
+from .filters import ConfidentTier, passes_operating_point
 from .peaklist import PeakList
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -141,6 +142,7 @@ def peaks_from_mask(
     min_pixel_snr: float = 0.0,
     photon_floor: bool = False,
     cores: Optional[np.ndarray] = None,
+    confident: Optional[ConfidentTier] = None,
 ) -> PeakList:
     """Peaks (one per 8-connected component of ``peak_mask``) of a 2-D frame.
 
@@ -153,7 +155,9 @@ def peaks_from_mask(
     ``score`` (same shape as ``data``, e.g. the peak probability) with ``min_score`` > 0: components
     whose highest score is below ``min_score`` are dropped; with ``min_pixel_snr`` > 0, components
     whose ``max_snr`` is below it.  ``photon_floor``: ``max_snr`` against max(local sigma, one
-    photon) where the geometry knows the gain (:func:`~.detmaps.photon_adu`).
+    photon) where the geometry knows the gain (:func:`~.detmaps.photon_adu`).  ``confident``: the
+    operating point's second tier -- components of score >= its confidence are kept at its lower
+    pixel SNR (:func:`~.filters.passes_operating_point`).
     """
     data = np.asarray(data)
     peak_mask = np.asarray(peak_mask, dtype=bool)
@@ -184,8 +188,9 @@ def peaks_from_mask(
             raise InputError(f"score map {np.shape(score)} does not match the frame {data.shape}")
         best = np.full(n, -np.inf, dtype=np.float32)
         np.maximum.at(best, lab, np.asarray(score)[ys, xs].astype(np.float32))
-        if min_score > 0:
-            valid &= best >= np.float32(min_score)
+        floor = min_score if confident is None else min(min_score, confident.min_confidence)
+        if floor > 0:
+            valid &= best >= np.float32(floor)
         best = best[valid]
     if not valid.any():
         return PeakList()
@@ -258,6 +263,8 @@ def peaks_from_mask(
         confidence=best if best is not None else np.zeros(0),
         max_snr=maximum / pixel_sigma,
     )
-    if min_pixel_snr > 0:
+    if confident is not None and score is not None:
+        peaks = peaks.select(passes_operating_point(peaks, min_score, min_pixel_snr, confident))
+    elif min_pixel_snr > 0:
         peaks = peaks.select(peaks.max_snr >= min_pixel_snr)
     return peaks

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -110,12 +111,29 @@ def filter_peaks(peaks: PeakList, settings: FinderSettings) -> PeakList:
     return peaks.select(idx)
 
 
-def passes_operating_point(peaks: PeakList, min_confidence: float = 0.0, min_pixel_snr: float = 0.0) -> np.ndarray:
+@dataclass(frozen=True)
+class ConfidentTier:
+    """The operating point's second way in: a component the model is sure of (confidence >=
+    ``min_confidence``) needs only pixel SNR >= ``min_pixel_snr`` (0: no photometric test), below
+    the point's own pixel SNR (:mod:`peaknet_gui.model.operating_point`)."""
+
+    min_confidence: float
+    min_pixel_snr: float = 0.0
+
+
+def passes_operating_point(peaks: PeakList, min_confidence: float = 0.0, min_pixel_snr: float = 0.0,
+                           confident: Optional[ConfidentTier] = None) -> np.ndarray:
     """Which peaks have confidence >= ``min_confidence`` and, when ``min_pixel_snr`` > 0,
-    pixel SNR (``max_snr``) >= ``min_pixel_snr`` (:mod:`peaknet_gui.model.operating_point`)."""
+    pixel SNR (``max_snr``) >= ``min_pixel_snr`` -- or, with a ``confident`` tier, its confidence
+    and its lower pixel SNR (:mod:`peaknet_gui.model.operating_point`)."""
     keep = peaks.confidence >= min_confidence
     if min_pixel_snr > 0:
         keep &= peaks.max_snr >= min_pixel_snr
+    if confident is not None:
+        sure = peaks.confidence >= confident.min_confidence
+        if confident.min_pixel_snr > 0:
+            sure &= peaks.max_snr >= confident.min_pixel_snr
+        keep |= sure
     return keep
 
 

@@ -288,6 +288,17 @@ class FrameAnalyzer:
         the loaded weights')."""
         return self._operating_value(finder, "min_pixel_snr", "peak_min_pixel_snr", op)
 
+    def confident_tier(self, finder: Optional[FinderSettings] = None, op=None):
+        """The operating point's second tier (:class:`~peaknet_gui.peaks.filters.ConfidentTier`) of
+        ``op`` (default: the loaded weights'), or None: when it has none, or when the settings give
+        their own minimum confidence or pixel SNR (the user's rule alone decides then)."""
+        f = finder if finder is not None else self.finder
+        if f.min_confidence is not None or f.min_pixel_snr is not None:
+            return None
+        if op is None:
+            op = getattr(self._predictor, "operating_point", None) if self._predictor is not None else None
+        return None if op is None else op.confident_tier
+
     def pixel_snr_photon_floor(self, op=None) -> bool:
         """Whether the pixel SNR is taken against at least one photon (the operating point ``op``,
         default the loaded weights', says; :func:`~peaknet_gui.peaks.components.peaks_from_mask`)."""
@@ -396,6 +407,7 @@ class FrameAnalyzer:
             min_pixel_snr=self.min_pixel_snr(finder, op),
             photon_floor=self.pixel_snr_photon_floor(op),
             cores=cores,
+            confident=self.confident_tier(finder, op),
         )
         unreadable = frame.unusable if static is None else (static if frame.unusable is None else frame.unusable | static)
         peaks, rings, discs, ring_art = mask_powder_rings(

@@ -15,7 +15,8 @@ class FinderSettings:
     peak is kept when its highest peak probability reaches it; ``min_pixel_snr``: and when its
     brightest pixel stands that many local-background sigmas above the background; None means
     the operating point fitted for the loaded weights (:mod:`peaknet_gui.model.operating_point`),
-    0 keeps every component.  ``drop_ring_spots``: peaks crowding on one scattering angle -- the spots of an
+    0 keeps every component; the point's second tier (a lower pixel SNR for peaks the model is sure
+    of) applies only while both are None.  ``drop_ring_spots``: peaks crowding on one scattering angle -- the spots of an
     ice, salt or calibrant powder ring (:mod:`peaknet_gui.peaks.rings`) -- are taken out of the
     peak list and into the auto-mask (needs a geometry).  Resolution limits are d-spacings in
     Angstrom (``min_res_a`` the finest, e.g. 1.5; ``max_res_a`` the coarsest).

@@ -61,7 +61,9 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.pixel_snr = dspin(-1.0, 1000.0, -1.0 if finder.min_pixel_snr is None else finder.min_pixel_snr, 1, 0.5,
                                "Local-background sigmas a peak's brightest pixel needs (0: no test).\n"
                                "'model': the loaded weights' operating point (their stricter one where\n"
-                               "the frame's background contradicts the geometry's gain).\n"
+                               "the frame's background contradicts the geometry's gain), which may let\n"
+                               "peaks the weights are sure of pass at a lower pixel SNR; a value here\n"
+                               "or in Confidence replaces both tiers with your rule.\n"
                                "Re-filters the cached probabilities: no new model run.", special="model")
         form.addRow("Pixel SNR", self.pixel_snr)
         self.drop_rings = QtWidgets.QCheckBox("drop powder-ring spots")
@@ -200,4 +202,10 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.confidence.argmax.setText(f"model ({op.peak_min_confidence:g})")
         self.threshold.argmax.setText(f"model ({op.peak_threshold:g})" if op.peak_threshold > 0 else "argmax")
         self.pixel_snr.setSpecialValueText(f"model ({op.peak_min_pixel_snr:g})")
+        tier = op.confident_tier
+        tip = self.pixel_snr.toolTip().split("\n\nThese weights:")[0]
+        if tier is not None:
+            tip += (f"\n\nThese weights: pixel SNR >= {op.peak_min_pixel_snr:g}, or >= {tier.min_pixel_snr:g} "
+                    f"where the confidence is >= {tier.min_confidence:g}")
+        self.pixel_snr.setToolTip(tip)
         self.model.setToolTip("\n".join(f"{k}: {v}" for k, v in info.items() if not isinstance(v, (dict, list))))
