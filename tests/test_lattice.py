@@ -187,3 +187,27 @@ def test_thaumatin_frame_indexes_and_its_candidates_sit_on_the_lattice(tmp_path)
     assert s.n_strong > 50
     assert s.on_lattice_fraction > 3 * s.control_on_lattice
     assert s.lattice_recall > 3 * s.control_recall
+
+
+def test_peaks_beyond_the_spot_lists_are_scored_on_the_lattice():
+    """What a finder adds to a reference list is kept apart (none of the list within 2 px) and
+    scored on the lattice: added spots on lattice nodes count as on-lattice, added noise not."""
+    from types import SimpleNamespace
+
+    from peaknet_gui.lattice.evaluate import FrameTruth, beyond_reference, format_beyond, score_finders
+    from peaknet_gui.lattice.frames import PreparedFrame
+
+    pred = _lattice()
+    geom = SimpleNamespace(panels=[SimpleNamespace()], beam_center=lambda i: (500.0, 480.0))
+    frame = PreparedFrame("f.h5", "f.h5", "f.h5", "f.geom", geom, (1000, 1000), 0.0, 1.0)
+    listed = pred[:40]
+    added_on = pred[40:70] + 0.4
+    noise = np.array([[500.0 + 18.5 + 37 * k, 480.0 + 18.5] for k in range(10)])  # between nodes
+    finders = {"spot lists": {"f.h5": listed}, "peaknet": {"f.h5": np.vstack([listed + 0.5, added_on, noise])}}
+    beyond = beyond_reference([frame], finders, "spot lists")
+    assert list(beyond) == ["peaknet"] and len(beyond["peaknet"]["f.h5"]) == 40  # listed ones (0.7 px off) drop out
+    truth = {"f.h5": (FrameTruth("f.h5", True, 0, fs=pred[:, 0], ss=pred[:, 1], i_sigma=np.full(len(pred), 5.0)), None)}
+    s = score_finders([frame], truth, beyond, control_deg=7.0)["peaknet"]["f.h5"]
+    assert s.n_found == 40 and s.found_on_lattice == 30 and s.on_lattice_fraction == pytest.approx(0.75)
+    text = format_beyond(score_finders([frame], truth, beyond), "spot lists")
+    assert "peaknet" in text and "0.750" in text

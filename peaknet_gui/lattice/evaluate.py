@@ -10,6 +10,9 @@
 3. Finders are scored (:mod:`.scoring`): PeakNet (``peaknet find`` with the given weights and
    their operating point), the reference spot lists beside the frames (``*.spots.csv``: DIALS),
    and the candidate list itself, each with the rotated-lattice control.
+4. With spot lists, the peaks each other finder adds to them (no listed spot within 2 px) are
+   scored on the lattice too (:func:`beyond_reference`): precision against a list counts them
+   all as false; the lattice tells diffraction from noise.
 """
 
 from __future__ import annotations
@@ -143,8 +146,47 @@ def score_finders(frames: List[PreparedFrame], truth: Dict[str, tuple], finders:
     return res
 
 
+def beyond_reference(frames: List[PreparedFrame], finders: Dict[str, Dict[str, np.ndarray]], reference: str,
+                     radius: float = 2.0) -> Dict[str, Dict[str, np.ndarray]]:
+    """{finder: {frame: its peaks with no ``reference`` peak within ``radius`` px}} of every finder
+    but the reference (distances in the detector plane, as the scores).  Scored against the
+    lattice (:func:`score_finders`) they say whether what a finder adds to a reference list (DIALS')
+    is diffraction or noise: a list's unlisted faint spots count against precision measured
+    against it, yet lie on the lattice."""
+    from scipy.spatial import cKDTree
+
+    out: Dict[str, Dict[str, np.ndarray]] = {}
+    ref = finders.get(reference, {})
+    for name, peaks in finders.items():
+        if name == reference:
+            continue
+        out[name] = {}
+        for fr in frames:
+            if fr.name not in peaks or fr.name not in ref:
+                continue
+            multi = len(fr.geometry.panels) > 1
+            plane = DetectorPlane(fr.geometry.panels if multi else None, fr.shape)
+            xy, r = peaks[fr.name], ref[fr.name]
+            if len(xy) == 0 or len(r) == 0:
+                out[name][fr.name] = xy
+                continue
+            d, _ = cKDTree(plane.to_plane(r[:, 0], r[:, 1])).query(plane.to_plane(xy[:, 0], xy[:, 1]), k=1)
+            out[name][fr.name] = xy[~(d <= radius)]
+    return out
+
+
 def _f(v: float) -> str:
     return "  n/a" if not np.isfinite(v) else f"{v:.3f}"
+
+
+def format_beyond(beyond: dict, reference: str) -> str:
+    lines = [f"peaks that the {reference} lack (none within 2 px): on the lattice?",
+             f"{'finder':14s} {'frames':>6s} {'peaks':>6s} {'on-lattice':>10s} {'(control)':>9s}"]
+    for finder, per in beyond.items():
+        tot = sum(per.values(), LatticeScore())
+        lines.append(f"{finder:14s} {len(per):6d} {tot.n_found:6d} {_f(tot.on_lattice_fraction):>10s} "
+                     f"{_f(tot.control_on_lattice):>9s}")
+    return "\n".join(lines)
 
 
 def format_report(truth: Dict[str, tuple], scores: dict, min_i_sigma: float) -> str:
@@ -198,6 +240,10 @@ def run_lattice(args) -> int:
     finders["candidates"] = {k: v[1] for k, v in truth.items()}
     scores = score_finders(frames, truth, finders, radius=args.radius, min_i_sigma=args.min_i_sigma,
                            control_deg=args.control_deg)
+    beyond = {}
+    if dials:
+        beyond = score_finders(frames, truth, beyond_reference(frames, finders, "spot lists"), radius=args.radius,
+                               min_i_sigma=args.min_i_sigma, control_deg=args.control_deg)
     if args.json:
         rep = {"cell": cell.parameters, "work_dir": str(work), "min_i_sigma": args.min_i_sigma, "radius": args.radius,
                "control_deg": args.control_deg,
@@ -205,11 +251,15 @@ def run_lattice(args) -> int:
                               "predicted": len(t.fs), "strong": int(np.sum(t.i_sigma >= args.min_i_sigma))}
                           for n, (t, _) in truth.items()},
                "finders": {f: {"total": sum(per.values(), LatticeScore()).as_dict(),
-                               "per_frame": {n: s.as_dict() for n, s in per.items()}} for f, per in scores.items()}}
+                               "per_frame": {n: s.as_dict() for n, s in per.items()}} for f, per in scores.items()},
+               "beyond_spot_lists": {f: sum(per.values(), LatticeScore()).as_dict() for f, per in beyond.items()}}
         print(json.dumps(rep, indent=2, default=float))
     else:
         print(f"lattice truth: {cell.lattice_type} {cell.centering} {' '.join(f'{v:g}' for v in cell.parameters)}; "
               f"predicted reflections with I/sigma >= {args.min_i_sigma:g}; match radius {args.radius:g} px; "
               f"control: lattice rotated {args.control_deg:g} deg about the beam; work dir {work}")
         print(format_report(truth, scores, args.min_i_sigma))
+        if beyond:
+            print()
+            print(format_beyond(beyond, "spot lists"))
     return 0
