@@ -100,6 +100,9 @@ def test_sliders_rethreshold_without_running_the_model(qtbot, tmp_path, recorder
 
         # the pixel-SNR box drops whole peaks whose brightest pixel is faint ("model": the weights' point)
         assert op.peak_min_pixel_snr > 0 and peaks_dock.pixel_snr.specialValueText() == f"model ({op.peak_min_pixel_snr:g})"
+        tier = op.confident_tier  # the weights' second tier, told in the tooltip
+        assert tier is not None and (f"or >= {tier.min_pixel_snr:g} where the confidence is >= "
+                                     f"{tier.min_confidence:g}") in peaks_dock.pixel_snr.toolTip()
         auto = _wait_new_overlay(qtbot, w, lambda: set_confidence(None))
         assert w.state.finder.min_pixel_snr is None
         bright = _wait_new_overlay(qtbot, w, lambda: peaks_dock.pixel_snr.setValue(3 * op.peak_min_pixel_snr))

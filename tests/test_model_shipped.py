@@ -72,6 +72,22 @@ def test_shipped_weights_carry_a_fitted_operating_point():
     assert not any(n.startswith("thau_3_2_") or "rawlayout" in n for n in op.fitted_on)
 
 
+def test_shipped_point_has_a_second_tier_fitted_with_it():
+    """Peaks the model is sure of pass at a lower pixel SNR; the fit kept the tier because it raised
+    the validation F1 without a peak more on the worst blank frame (operating_point._fit_tier)."""
+    from peaknet_gui.model.operating_point import OperatingPoint
+
+    _, info = load_weights()
+    op = OperatingPoint.from_metadata(info.metadata)
+    tier = op.confident_tier
+    assert tier is not None
+    assert op.peak_min_confidence < tier.min_confidence < 1.0 and 0.0 <= tier.min_pixel_snr < op.peak_min_pixel_snr
+    fit = info.metadata["operating_point"]["fit"]
+    assert (fit["tier"]["min_confidence"], fit["tier"]["pixel_snr"]) == (tier.min_confidence, tier.min_pixel_snr)
+    assert fit["tier"]["mean_f1"] > fit["chosen"]["mean_f1"]
+    assert fit["tier"]["blank_peaks_max"] <= fit["chosen"]["blank_peaks_max"] <= 5
+
+
 def test_shipped_weights_carry_a_point_for_an_unreliable_gain():
     """Fitted like the point, on validation runs whose geometry understates the gain, without the
     photon floor (peaks/gain_check.py decides per frame which one applies)."""
