@@ -124,6 +124,11 @@ def spot_list_peaks(paths: List[Path], geometry=None) -> Dict[str, np.ndarray]:
     return out
 
 
+def _plane(fr: PreparedFrame) -> DetectorPlane:
+    """The frame's detector plane: the lab plane of its panels, or the data array of one panel."""
+    return DetectorPlane(fr.geometry.panels if len(fr.geometry.panels) > 1 else None, fr.shape)
+
+
 def score_finders(frames: List[PreparedFrame], truth: Dict[str, tuple], finders: Dict[str, Dict[str, np.ndarray]], *,
                   radius: float = 2.0, min_i_sigma: float = 3.0, control_deg: float = DEFAULT_CONTROL_DEG) -> dict:
     """{finder: {frame: LatticeScore}} over the indexed frames."""
@@ -132,9 +137,8 @@ def score_finders(frames: List[PreparedFrame], truth: Dict[str, tuple], finders:
         t, _ = truth[fr.name]
         if not t.indexed:
             continue
-        multi = len(fr.geometry.panels) > 1
-        plane = DetectorPlane(fr.geometry.panels if multi else None, fr.shape)
-        beam = (0.0, 0.0) if multi else fr.geometry.beam_center(0)
+        plane = _plane(fr)
+        beam = (0.0, 0.0) if len(fr.geometry.panels) > 1 else fr.geometry.beam_center(0)
         pred = plane.to_plane(t.fs, t.ss)
         for name, peaks in finders.items():
             if fr.name not in peaks:
@@ -164,8 +168,7 @@ def beyond_reference(frames: List[PreparedFrame], finders: Dict[str, Dict[str, n
         for fr in frames:
             if fr.name not in peaks or fr.name not in ref:
                 continue
-            multi = len(fr.geometry.panels) > 1
-            plane = DetectorPlane(fr.geometry.panels if multi else None, fr.shape)
+            plane = _plane(fr)
             xy, r = peaks[fr.name], ref[fr.name]
             if len(xy) == 0 or len(r) == 0:
                 out[name][fr.name] = xy

@@ -316,13 +316,11 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
         n_blanks = len(blanks)
         for snr in snr_grid:
             for t in grid:
-                per_run = score_at(records, float(t), len(names), radius=radius, drop_ring_spots=drop_ring_spots,
-                                   min_pixel_snr=float(snr))
-                f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
-                blank_mean, blank_most = blank_peaks_at(blanks, float(t), float(snr), radius=radius,
-                                                        drop_ring_spots=drop_ring_spots)
+                per_run, mean_f1, blank_mean, blank_most = _score_point(
+                    records, blanks, len(names), runs_with_frames, complete, float(t), float(snr), None,
+                    radius=radius, drop_ring_spots=drop_ring_spots)
                 curve.append({"threshold": float(t), "pixel_snr": float(snr), "peak_threshold": float(seg),
-                              "mean_f1": float(np.mean(f1s)), "blank_peaks": blank_mean, "blank_peaks_max": blank_most,
+                              "mean_f1": mean_f1, "blank_peaks": blank_mean, "blank_peaks_max": blank_most,
                               "per_run": {names[k]: {"precision": per_run[k].get("peak_precision"),
                                                      "recall": per_run[k].get("peak_recall") if complete[k] else
                                                      per_run[k].get("peak_recall_snr6", per_run[k].get("peak_recall")),
@@ -357,6 +355,19 @@ def fit_operating_point(net, paths: Sequence[str], *, real: Sequence[tuple] = ()
                 "max_blank_peaks": max_blank_peaks if n_blanks else None, "tier": tier, "tier_curve": tier_curve}
 
 
+def _score_point(records: Sequence[tuple], blanks: Sequence, n_runs: int, runs_with_frames: Sequence[int],
+                 complete: Sequence[bool], confidence: float, pixel_snr: float, confident: Optional[ConfidentTier], *,
+                 radius: float, drop_ring_spots: bool) -> tuple:
+    """(per-run summaries, mean F1 over the runs with frames, mean and most peaks on a blank frame)
+    of one candidate point (and tier) on the fit's records."""
+    per_run = score_at(records, confidence, n_runs, radius=radius, drop_ring_spots=drop_ring_spots,
+                       min_pixel_snr=pixel_snr, confident=confident)
+    mean_f1 = float(np.mean([_f1(per_run[k], complete[k]) for k in runs_with_frames]))
+    blank_mean, blank_most = blank_peaks_at(blanks, confidence, pixel_snr, radius=radius,
+                                            drop_ring_spots=drop_ring_spots, confident=confident)
+    return per_run, mean_f1, blank_mean, blank_most
+
+
 def _fit_tier(best: dict, records: Sequence[tuple], names: Sequence[str], runs_with_frames: Sequence[int],
               complete: Sequence[bool], *, radius: float, drop_ring_spots: bool, max_blank_peaks: Optional[float],
               confidences: Sequence[float], snrs: Sequence[float]) -> tuple:
@@ -377,13 +388,10 @@ def _fit_tier(best: dict, records: Sequence[tuple], names: Sequence[str], runs_w
         for snr in snrs:
             if snr >= best["pixel_snr"]:
                 continue
-            tier = ConfidentTier(float(conf), float(snr))
-            per_run = score_at(records, best["threshold"], len(names), radius=radius, drop_ring_spots=drop_ring_spots,
-                               min_pixel_snr=best["pixel_snr"], confident=tier)
-            f1s = [_f1(per_run[k], complete[k]) for k in runs_with_frames]
-            blank_mean, blank_most = blank_peaks_at(blanks, best["threshold"], best["pixel_snr"], radius=radius,
-                                                    drop_ring_spots=drop_ring_spots, confident=tier)
-            tried.append({"min_confidence": float(conf), "pixel_snr": float(snr), "mean_f1": float(np.mean(f1s)),
+            _, mean_f1, blank_mean, blank_most = _score_point(
+                records, blanks, len(names), runs_with_frames, complete, best["threshold"], best["pixel_snr"],
+                ConfidentTier(float(conf), float(snr)), radius=radius, drop_ring_spots=drop_ring_spots)
+            tried.append({"min_confidence": float(conf), "pixel_snr": float(snr), "mean_f1": mean_f1,
                           "blank_peaks": blank_mean, "blank_peaks_max": blank_most})
     limit = None if max_blank_peaks is None else min(max_blank_peaks, best["blank_peaks_max"])
     ok = [t for t in tried if t["mean_f1"] > best["mean_f1"] + 1e-6 and (limit is None or t["blank_peaks_max"] <= limit)]

@@ -65,6 +65,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
                                "peaks the weights are sure of pass at a lower pixel SNR; a value here\n"
                                "or in Confidence replaces both tiers with your rule.\n"
                                "Re-filters the cached probabilities: no new model run.", special="model")
+        self._pixel_snr_tip = self.pixel_snr.toolTip()  # set_model_info adds the loaded weights' tiers
         form.addRow("Pixel SNR", self.pixel_snr)
         self.drop_rings = QtWidgets.QCheckBox("drop powder-ring spots")
         self.drop_rings.setToolTip("Peaks crowding on one scattering angle (the spots of an ice or salt ring)\n"
@@ -203,7 +204,7 @@ class PeakFindingDock(QtWidgets.QDockWidget):
         self.threshold.argmax.setText(f"model ({op.peak_threshold:g})" if op.peak_threshold > 0 else "argmax")
         self.pixel_snr.setSpecialValueText(f"model ({op.peak_min_pixel_snr:g})")
         tier = op.confident_tier
-        tip = self.pixel_snr.toolTip().split("\n\nThese weights:")[0]
+        tip = self._pixel_snr_tip
         if tier is not None:
             tip += (f"\n\nThese weights: pixel SNR >= {op.peak_min_pixel_snr:g}, or >= {tier.min_pixel_snr:g} "
                     f"where the confidence is >= {tier.min_confidence:g}")
